@@ -1,0 +1,72 @@
+"""Containers the kernels fill: per-row assignments and per-centre float64 sums."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Assignment:
+    """Nearest and runner-up centre of every row of a block.
+
+    Attributes
+    ----------
+    labels : ndarray of int32, shape (n_samples,)
+        Index of the nearest centre.
+    distances : ndarray of float32, shape (n_samples,)
+        Squared Euclidean distance to the nearest centre.
+    second_labels : ndarray of int32, shape (n_samples,)
+        Index of the runner-up centre, ``-1`` when there is a single centre.
+    second_distances : ndarray of float32, shape (n_samples,)
+        Squared distance to the runner-up centre, ``inf`` when there is a single centre.
+    """
+
+    labels: np.ndarray
+    distances: np.ndarray
+    second_labels: np.ndarray
+    second_distances: np.ndarray
+
+    @classmethod
+    def empty(cls, n_samples: int) -> Assignment:
+        """Allocate an assignment for ``n_samples`` rows."""
+        return cls(
+            labels=np.empty(n_samples, dtype=np.int32),
+            distances=np.empty(n_samples, dtype=np.float32),
+            second_labels=np.empty(n_samples, dtype=np.int32),
+            second_distances=np.empty(n_samples, dtype=np.float32),
+        )
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+
+@dataclass
+class ClusterSums:
+    """Per-centre weighted sums of a block or of a whole pass, in float64.
+
+    Attributes
+    ----------
+    sums : ndarray of float64, shape (n_clusters, n_features)
+        Weighted sum of the rows assigned to each centre.
+    weights : ndarray of float64, shape (n_clusters,)
+        Total sample weight assigned to each centre.
+    inertia : float
+        Weighted sum of squared distances of the rows to their nearest centre.
+    """
+
+    sums: np.ndarray
+    weights: np.ndarray
+    inertia: float
+
+    @classmethod
+    def zeros(cls, n_clusters: int, n_features: int) -> ClusterSums:
+        """Return empty sums to fold blocks into."""
+        return cls(np.zeros((n_clusters, n_features)), np.zeros(n_clusters), 0.0)
+
+    def add(self, other: ClusterSums) -> None:
+        """Fold ``other`` into these sums in place (callers fold blocks in a fixed order)."""
+        self.sums += other.sums
+        self.weights += other.weights
+        self.inertia += other.inertia
