@@ -55,7 +55,7 @@ def _finish_tile_cpu(
     n_clusters = centers.shape[0]
     inertia = 0.0
     for r in range(dots.shape[0]):
-        best_d, best_j = np.float32(np.inf), 0
+        best_d, best_j = np.float32(np.inf), -1
         second_d, second_j = np.float32(np.inf), -1
         for j in range(n_clusters):
             best_d, best_j, second_d, second_j = update_two_smallest(
