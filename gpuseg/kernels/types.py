@@ -41,6 +41,15 @@ class Assignment:
     def __len__(self) -> int:
         return self.labels.shape[0]
 
+    def view(self, start: int, stop: int) -> Assignment:
+        """Return the rows ``start:stop`` as views, for a kernel to write a block into."""
+        return Assignment(
+            self.labels[start:stop],
+            self.distances[start:stop],
+            self.second_labels[start:stop],
+            self.second_distances[start:stop],
+        )
+
 
 @dataclass
 class ClusterSums:
