@@ -24,7 +24,8 @@ logger = logging.getLogger("gpuseg")
 
 def _as_float32(X: np.ndarray) -> np.ndarray:
     """C-contiguous float32 copy (or view) of validated input, refusing float32 overflow."""
-    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        X32 = np.ascontiguousarray(X, dtype=np.float32)
     if X.dtype != np.float32 and X32.size and not np.isfinite(X32).all():
         largest = float(np.abs(X).max())
         raise ValueError(
@@ -48,7 +49,7 @@ def _check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
     if not np.isfinite(weights).all() or (weights < 0).any():
         raise ValueError("sample_weight must be finite and >= 0; it has NaN, inf or negatives.")
     if weights.sum() <= 0:
-        raise ValueError("sample_weight sums to 0: at least one row must have positive weight.")
+        raise ValueError("sample_weight sums to zero: at least one row needs a positive weight.")
     return weights.astype(np.float32)
 
 

@@ -1,0 +1,689 @@
+"""A batch source over Parquet files, local or behind any fsspec URL.
+
+Files are read one after another in sorted path order, and their record batches are cut and glued
+into float32 blocks of exactly ``block_rows`` rows, so the blocks (and so the centres) do not
+depend on how the files happen to be split into files or row groups. A reader thread decodes the
+next ``read_ahead`` blocks while the caller computes on the current one; memory stays bounded by
+about ``block_rows * (read_ahead + 2)`` rows, whatever the size of the data.
+
+Bad data raises :class:`gpuseg.errors.DataError` naming the file, the column and, for NaN or
+infinite values, the first bad row, while the blocks are read: a streamed pass needs no separate
+validation pass.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from gpuseg.batches import DEFAULT_BLOCK_ROWS, Batch
+from gpuseg.errors import DataError
+
+# Record batches are decoded at most this long; blocks are assembled from them.
+_SCAN_BATCH_ROWS = 1 << 16
+# First pause before a retry, doubled after each failure (object stores throttle).
+_RETRY_DELAY_S = 0.05
+# How often a blocked reader thread checks whether the consumer has gone.
+_POLL_S = 0.05
+_GLOB_CHARS = "*?["
+# Like pyarrow.dataset: _SUCCESS, _metadata, .crc files and hidden folders are not data.
+_IGNORED_PREFIXES = (".", "_")
+_EXPECTED_NUMERIC = "expected a numeric column (integer, float or bool)"
+_ARROW_DATA_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+
+
+class ParquetSource:
+    """Float32 blocks read from Parquet files, with ids and weights, and row samples.
+
+    Parameters
+    ----------
+    path : str, path-like or list of these
+        A file, a directory (read recursively, skipping names that start with ``.`` or ``_``), a
+        glob, or an fsspec URL of any of these (``file://``, ``s3://``...). Every path must be on
+        the same filesystem.
+    columns : list of str, optional
+        Feature columns, in this order. ``None`` takes every integer, float and bool column of the
+        first file except ``id_column`` and ``weight_column``.
+    id_column : str, optional
+        Column returned as ``Batch.ids`` (any type; duplicates are not checked).
+    weight_column : str, optional
+        Numeric column returned as ``Batch.sample_weight``; must be finite and >= 0.
+    filters : pyarrow.dataset.Expression or list, optional
+        Rows to keep: an expression such as ``pc.field("country") == "FR"`` or the DNF list form
+        of :func:`pyarrow.parquet.read_table` (``[("spend", ">", 0)]``).
+    block_rows : int, default 1_048_576
+        Rows per block; every block but the last has exactly this many.
+    read_ahead : int, default 2
+        Blocks decoded ahead by the reader thread; 0 reads in the calling thread.
+    storage_options : dict, optional
+        Passed to fsspec for URLs (credentials, endpoint...).
+    retries : int, default 2
+        How many times a read failing with ``OSError`` is tried again before a ``DataError``.
+
+    Attributes
+    ----------
+    files : list of str
+        The data files, sorted; URLs keep their protocol.
+    columns : list of str
+        The feature columns.
+    n_features : int
+        ``len(columns)``.
+    n_samples : int
+        Rows in all files (from the Parquet footers; with ``filters``, counted on first use).
+
+    Raises
+    ------
+    DataError
+        When a path matches no file, a file is empty or not Parquet, a column is missing or not
+        numeric, or two files disagree on a column's type.
+
+    Examples
+    --------
+    >>> source = ParquetSource("customers/", id_column="customer_id")  # doctest: +SKIP
+    >>> for batch in source.batches():  # doctest: +SKIP
+    ...     partial = fused_pass(batch.X, centers, batch.sample_weight)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike | Sequence[str | os.PathLike],
+        columns: Sequence[str] | None = None,
+        id_column: str | None = None,
+        weight_column: str | None = None,
+        *,
+        filters: ds.Expression | list | None = None,
+        block_rows: int = DEFAULT_BLOCK_ROWS,
+        read_ahead: int = 2,
+        storage_options: dict[str, Any] | None = None,
+        retries: int = 2,
+    ) -> None:
+        _check_int("block_rows", block_rows, 1)
+        _check_int("read_ahead", read_ahead, 0)
+        _check_int("retries", retries, 0)
+        if isinstance(columns, str):
+            raise ValueError(f"columns={columns!r} should be a list of column names, not a str.")
+        if columns is not None:
+            columns = list(columns)
+            if not columns:
+                raise ValueError("columns=[] should name at least one feature column.")
+            for name in (id_column, weight_column):
+                if name is not None and name in columns:
+                    raise ValueError(
+                        f"column {name!r} is both a feature and the id or weight column."
+                    )
+        self.block_rows = block_rows
+        self.read_ahead = read_ahead
+        self.retries = retries
+        self.id_column = id_column
+        self.weight_column = weight_column
+        self.filters = filters
+        self._filter = _as_expression(filters)
+
+        self._filesystem, self._paths, self.files = _resolve_paths(path, storage_options or {})
+        footers = []
+        for index, file_path in enumerate(self._paths):
+            footer = self._call(
+                index,
+                _read_metadata,
+                self._filesystem,
+                file_path,
+                problem="cannot be read as Parquet (corrupt or not a Parquet file)",
+            )
+            if footer is None:
+                raise DataError("is empty (0 bytes); expected a Parquet file", self.files[index])
+            footers.append(footer)
+        schemas = [footer.schema.to_arrow_schema() for footer in footers]
+        self.columns = _check_schemas(self.files, schemas, columns, id_column, weight_column)
+        self.n_features = len(self.columns)
+        if self._filter is not None:
+            _check_filter(self._filter, schemas[0], self.files[0])
+        self._read_columns = list(
+            dict.fromkeys([*self.columns, *(c for c in (id_column, weight_column) if c)])
+        )
+        self._file_rows = np.array([footer.num_rows for footer in footers], dtype=np.int64)
+        self._group_rows = [
+            np.array([footer.row_group(g).num_rows for g in range(footer.num_row_groups)])
+            for footer in footers
+        ]
+        self._metadata_rows = int(self._file_rows.sum())
+        if self._metadata_rows == 0:
+            where = self.files[0] if len(self.files) == 1 else _describe_path(path)
+            raise DataError(
+                f"{len(self.files)} file(s) with no rows; expected at least one row", where
+            )
+        self._n_samples = None if self._filter is not None else self._metadata_rows
+
+    def __repr__(self) -> str:
+        """Say what is read, from how many files."""
+        return (
+            f"ParquetSource({len(self.files)} file(s), n_features={self.n_features}, "
+            f"block_rows={self.block_rows})"
+        )
+
+    @property
+    def n_samples(self) -> int:
+        """Rows to be read: from the footers, or counted once through ``filters``."""
+        if self._n_samples is None:
+            counts = [
+                self._call(i, _count_rows, self._filesystem, p, self._filter)
+                for i, p in enumerate(self._paths)
+            ]
+            if sum(counts) == 0:
+                raise self._no_rows_error()
+            self._n_samples = int(sum(counts))
+        return self._n_samples
+
+    def batches(self) -> Iterator[Batch]:
+        """Yield the blocks in file and row order, decoded ahead in a thread.
+
+        Yields
+        ------
+        Batch
+            ``X`` float32 C-contiguous ``(block_rows, n_features)`` (fewer rows in the last),
+            ``sample_weight`` float32 or None, ``ids`` or None.
+
+        Raises
+        ------
+        DataError
+            On the first NaN/inf/null feature or weight, or a file that cannot be read, as soon
+            as the reader reaches it (errors of the reader thread are raised here).
+        """
+        if self.read_ahead == 0:
+            yield from self._blocks()
+        else:
+            yield from _read_ahead(self._blocks, self.read_ahead)
+
+    def sample(self, n_rows: int, rng: np.random.Generator) -> Batch:
+        """Return ``min(n_rows, n_samples)`` distinct rows drawn uniformly, in ascending row order.
+
+        The rows are ``sort(rng.choice(n_samples, n_rows, replace=False))``, the same as
+        :class:`gpuseg.batches.ArraySource` draws, and only the row groups holding them are read
+        (with ``filters``, every row passing them is scanned once).
+
+        Parameters
+        ----------
+        n_rows : int
+            Rows wanted, >= 1.
+        rng : numpy.random.Generator
+            Drawn from once; the same state gives the same rows.
+
+        Returns
+        -------
+        Batch
+        """
+        _check_int("n_rows", n_rows, 1)
+        n_samples = self.n_samples
+        if n_rows >= n_samples:
+            rows = np.arange(n_samples, dtype=np.int64)
+        else:
+            rows = np.sort(rng.choice(n_samples, size=n_rows, replace=False))
+        block = _BlockBuilder(self, len(rows))
+        if self._filter is None:
+            self._take_row_groups(rows, block)
+        else:
+            self._take_scanned(rows, block)
+        return block.finish()
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _blocks(self) -> Iterator[Batch]:
+        """Cut the record batches of all files into blocks of ``block_rows`` (no read-ahead)."""
+        capacity = min(self.block_rows, self._metadata_rows)
+        block = _BlockBuilder(self, capacity)
+        n_read = 0
+        for index in range(len(self._paths)):
+            file_row = 0
+            for record_batch in self._scan(index):
+                start, n = 0, record_batch.num_rows
+                while start < n:
+                    take = min(capacity - block.size, n - start)
+                    block.add(record_batch.slice(start, take), index, file_row + start)
+                    start += take
+                    if block.size == capacity:
+                        yield block.finish()
+                        block = _BlockBuilder(self, capacity)
+                file_row += n
+                n_read += n
+        if block.size:
+            yield block.finish()
+        if n_read == 0:
+            raise self._no_rows_error()
+
+    def _scan(self, index: int) -> Iterator[pa.RecordBatch]:
+        """Record batches of one file, resuming after the rows already given when a read fails."""
+        given, failures = 0, 0
+        while True:
+            skip = given
+            try:
+                for record_batch in _scan_file(
+                    self._filesystem,
+                    self._paths[index],
+                    self._read_columns,
+                    self._filter,
+                    _SCAN_BATCH_ROWS,
+                ):
+                    if skip >= record_batch.num_rows:
+                        skip -= record_batch.num_rows
+                        continue
+                    given += record_batch.num_rows - skip
+                    yield record_batch.slice(skip)
+                    skip = 0
+                return
+            except OSError as exc:
+                failures += 1
+                self._after_failure(index, exc, failures)
+            except _ARROW_DATA_ERRORS as exc:
+                raise DataError(f"could not be read: {exc}", self.files[index]) from exc
+
+    def _take_row_groups(self, rows: np.ndarray, block: _BlockBuilder) -> None:
+        """Add the given global rows to ``block``, reading only the row groups that hold them."""
+        file_starts = np.concatenate([[0], np.cumsum(self._file_rows)])
+        for index in range(len(self._paths)):
+            lo, hi = np.searchsorted(rows, file_starts[index : index + 2])
+            if lo == hi:
+                continue
+            in_file = rows[lo:hi] - file_starts[index]
+            group_starts = np.concatenate([[0], np.cumsum(self._group_rows[index])])
+            groups = np.searchsorted(group_starts, in_file, side="right") - 1
+            wanted = np.unique(groups)
+            # Offsets of the rows inside the table of the wanted groups laid end to end.
+            read_starts = np.concatenate([[0], np.cumsum(self._group_rows[index][wanted])])
+            offsets = in_file - group_starts[groups] + read_starts[np.searchsorted(wanted, groups)]
+            table = self._call(
+                index,
+                _read_row_groups,
+                self._filesystem,
+                self._paths[index],
+                wanted.tolist(),
+                self._read_columns,
+            )
+            block.add(table.take(pa.array(offsets)), index, in_file)
+
+    def _take_scanned(self, rows: np.ndarray, block: _BlockBuilder) -> None:
+        """Add the given rows (numbered among the rows passing ``filters``) to ``block``."""
+        seen = 0
+        for index in range(len(self._paths)):
+            file_row = 0
+            for record_batch in self._scan(index):
+                n = record_batch.num_rows
+                lo, hi = np.searchsorted(rows, [seen, seen + n])
+                if lo < hi:
+                    local = rows[lo:hi] - seen
+                    block.add(record_batch.take(pa.array(local)), index, file_row + local)
+                seen += n
+                file_row += n
+                if hi == len(rows):
+                    return
+
+    def _call(
+        self, index: int, read: Callable[..., Any], *args: Any, problem: str = "could not be read"
+    ) -> Any:
+        """Run one read of file ``index``, trying again on ``OSError`` up to ``retries`` times."""
+        failures = 0
+        while True:
+            try:
+                return read(*args)
+            except OSError as exc:  # noqa: PERF203 (a retry loop: the try is the point)
+                failures += 1
+                self._after_failure(index, exc, failures)
+            except _ARROW_DATA_ERRORS as exc:
+                raise DataError(f"{problem}: {exc}", self.files[index]) from exc
+
+    def _after_failure(self, index: int, exc: OSError, failures: int) -> None:
+        """Wait before the next try, or give up with a DataError after ``retries`` retries."""
+        if failures > self.retries:
+            raise DataError(
+                f"could not be read after {failures} attempt(s): {exc}", self.files[index]
+            ) from exc
+        time.sleep(_RETRY_DELAY_S * 2 ** (failures - 1))
+
+    def _no_rows_error(self) -> DataError:
+        """The error for data where no row is left to read."""
+        where = self.files[0] if len(self.files) == 1 else f"{len(self.files)} files"
+        return DataError(f"no row passes filters {self._filter}; expected at least one row", where)
+
+
+class _BlockBuilder:
+    """Fills one preallocated float32 block from Arrow record batches or tables, validating them."""
+
+    def __init__(self, source: ParquetSource, capacity: int) -> None:
+        self.source = source
+        self.X = np.empty((capacity, source.n_features), dtype=np.float32)
+        self.weights = None
+        if source.weight_column is not None:
+            self.weights = np.empty(capacity, dtype=np.float32)
+        self.ids: list[np.ndarray] = []
+        self.size = 0
+
+    def add(self, data: pa.RecordBatch | pa.Table, index: int, rows: int | np.ndarray) -> None:
+        """Append ``data`` (rows of file ``index``; ``rows``: its first row number, or all)."""
+        source, n, at = self.source, data.num_rows, self.size
+        for j, name in enumerate(source.columns):
+            self.X[at : at + n, j] = _to_float32(data.column(name))
+        block = self.X[at : at + n]
+        if not np.isfinite(block).all():
+            bad = ~np.isfinite(block)
+            r = int(np.flatnonzero(bad.any(axis=1))[0])
+            j = int(np.flatnonzero(bad[r])[0])
+            raise _bad_value(data, source.columns[j], block[r, j], r, index, rows, source.files)
+        if self.weights is not None:
+            name = source.weight_column
+            weights = self.weights[at : at + n]
+            weights[:] = _to_float32(data.column(name))
+            bad = ~(np.isfinite(weights) & (weights >= 0))
+            if bad.any():
+                r = int(np.flatnonzero(bad)[0])
+                raise _bad_value(data, name, weights[r], r, index, rows, source.files, ">= 0 ")
+        if source.id_column is not None:
+            self.ids.append(data.column(source.id_column).to_numpy(zero_copy_only=False))
+        self.size += n
+
+    def finish(self) -> Batch:
+        """The block so far, trimmed to its rows (a copy when it is shorter than its buffer)."""
+        X, weights = self.X, self.weights
+        if self.size < len(X):
+            X = X[: self.size].copy()
+            weights = None if weights is None else weights[: self.size].copy()
+        ids = None
+        if self.source.id_column is not None:
+            ids = self.ids[0] if len(self.ids) == 1 else np.concatenate(self.ids)
+        return Batch(X, weights, ids)
+
+
+def _bad_value(
+    data: pa.RecordBatch | pa.Table,
+    column: str,
+    value: float,
+    r: int,
+    index: int,
+    rows: int | np.ndarray,
+    files: list[str],
+    bound: str = "",
+) -> DataError:
+    """The error for the first null, NaN, infinite (or negative weight) value of a column."""
+    row = int(rows[r]) if isinstance(rows, np.ndarray) else rows + r
+    what = "null" if not data.column(column)[r].is_valid else repr(float(value))
+    return DataError(
+        f"{what} at row {row}; expected finite {bound}numbers (drop or impute such rows first)",
+        files[index],
+        column,
+    )
+
+
+def _to_float32(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A numeric Arrow column as float32, nulls as NaN (ints beyond 2**24 round, as in NumPy)."""
+    return pc.cast(values, pa.float32(), safe=False).to_numpy(zero_copy_only=False)
+
+
+# -- reads: module functions, so that tests can make them fail -------------------------------------
+
+
+def _scan_file(
+    filesystem: pafs.FileSystem,
+    path: str,
+    columns: list[str],
+    filter: ds.Expression | None,
+    batch_rows: int,
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of one Parquet file, in row order, filtered."""
+    dataset = ds.dataset(path, filesystem=filesystem, format="parquet")
+    # Little read-ahead inside pyarrow: the reader thread already overlaps decoding and compute.
+    yield from dataset.to_batches(
+        columns=columns,
+        filter=filter,
+        batch_size=batch_rows,
+        batch_readahead=1,
+        fragment_readahead=1,
+    )
+
+
+def _read_row_groups(
+    filesystem: pafs.FileSystem, path: str, groups: list[int], columns: list[str]
+) -> pa.Table:
+    """The given row groups of one Parquet file, laid end to end."""
+    with filesystem.open_input_file(path) as f:
+        return pq.ParquetFile(f).read_row_groups(groups, columns=columns)
+
+
+def _read_metadata(filesystem: pafs.FileSystem, path: str) -> pq.FileMetaData | None:
+    """The footer of one Parquet file (no data read), or None for a file of 0 bytes."""
+    with filesystem.open_input_file(path) as f:
+        if f.size() == 0:
+            return None
+        return pq.read_metadata(f)
+
+
+def _count_rows(filesystem: pafs.FileSystem, path: str, filter: ds.Expression) -> int:
+    """Rows of one Parquet file passing ``filter`` (reads only the filtered columns)."""
+    return ds.dataset(path, filesystem=filesystem, format="parquet").count_rows(filter=filter)
+
+
+# -- the reader thread -----------------------------------------------------------------------------
+
+
+class _Failure:
+    """An exception of the reader thread, on its way to the consumer."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def _read_ahead(produce: Callable[[], Iterator[Any]], depth: int) -> Iterator[Any]:
+    """Yield the items of ``produce()``, computed up to ``depth`` items ahead in a thread.
+
+    Errors of the thread are raised here; closing this generator stops and joins the thread.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            if _put_within(items, item, _POLL_S):
+                return True
+        return False
+
+    def run() -> None:
+        iterator = produce()
+        try:
+            for item in iterator:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:
+            put(_Failure(exc))
+        finally:
+            iterator.close()
+
+    thread = threading.Thread(target=run, name="gpuseg-parquet-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        # Free the decoded blocks now; only this thread takes from the queue, so no race.
+        while not items.empty():
+            items.get_nowait()
+        thread.join()
+
+
+def _put_within(items: queue.Queue, item: Any, timeout: float) -> bool:
+    """Put ``item`` unless the queue stays full for ``timeout`` seconds."""
+    try:
+        items.put(item, timeout=timeout)
+    except queue.Full:
+        return False
+    return True
+
+
+# -- paths and schemas ----------------------------------------------------------------------------
+
+
+def _resolve_paths(
+    path: str | os.PathLike | Sequence[str | os.PathLike], storage_options: dict[str, Any]
+) -> tuple[pafs.FileSystem, list[str], list[str]]:
+    """The pyarrow filesystem, the sorted data file paths on it, and their names to show."""
+    entries = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not entries:
+        raise DataError("no path given; expected a file, a directory, a glob or a URL")
+    fs = None
+    found: set[str] = set()
+    for entry in entries:
+        entry = os.fspath(entry)
+        entry_fs, root = fsspec.core.url_to_fs(entry, **storage_options)
+        if fs is None:
+            fs = entry_fs
+        elif entry_fs != fs:
+            raise ValueError(
+                f"path={entry!r} is on another filesystem than {entries[0]!r}; "
+                "expected all paths on one filesystem."
+            )
+        found.update(_expand(fs, entry, root))
+    paths = sorted(found)
+    if isinstance(fs, LocalFileSystem):
+        return pafs.LocalFileSystem(), paths, paths
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), paths, [fs.unstrip_protocol(p) for p in paths]
+
+
+def _expand(fs: fsspec.AbstractFileSystem, entry: str, root: str) -> list[str]:
+    """The data files a file, directory or glob stands for."""
+    if fs.isfile(root):
+        return [root]
+    if fs.isdir(root):
+        files = [p for p in fs.find(root) if not _ignored(p[len(root) :])]
+        if not files:
+            raise DataError("directory holds no data files; expected Parquet files", entry)
+        return files
+    if any(c in root for c in _GLOB_CHARS):
+        files = [p for p, info in fs.glob(root, detail=True).items() if info["type"] == "file"]
+        if not files:
+            raise DataError("glob matches no file; expected at least one Parquet file", entry)
+        return files
+    raise DataError("no such file or directory; expected a Parquet file, directory or glob", entry)
+
+
+def _ignored(relative: str) -> bool:
+    """Whether a path under a directory is bookkeeping (``_SUCCESS``, ``.crc``...), not data."""
+    return any(part.startswith(_IGNORED_PREFIXES) for part in relative.split("/") if part)
+
+
+def _check_schemas(
+    files: list[str],
+    schemas: list[pa.Schema],
+    columns: list[str] | None,
+    id_column: str | None,
+    weight_column: str | None,
+) -> list[str]:
+    """The feature columns, after checking that every file has them, numeric, of one type."""
+    first, reference = files[0], schemas[0]
+    special = [c for c in (id_column, weight_column) if c is not None]
+    if columns is None:
+        features = [f.name for f in reference if _is_numeric(f.type) and f.name not in special]
+        if not features:
+            raise DataError(f"has no numeric feature column; {_EXPECTED_NUMERIC}", first)
+    else:
+        features = columns
+    needed = [*features, *special]
+    for name in needed:
+        if reference.get_field_index(name) < 0:
+            raise DataError(
+                f"requested column is missing; the file has {_shorten(reference.names)}",
+                first,
+                name,
+            )
+    for name in [*features, *([weight_column] if weight_column is not None else [])]:
+        kind = reference.field(name).type
+        if not _is_numeric(kind):
+            raise DataError(f"has type {kind}; {_EXPECTED_NUMERIC}", first, name)
+    for path, schema in zip(files[1:], schemas[1:], strict=True):
+        for name in needed:
+            if schema.get_field_index(name) < 0:
+                if columns is None and name in features:
+                    problem = f"schemas differ: column is in {first} but not in this file"
+                else:
+                    problem = f"requested column is missing (it is in {first})"
+                raise DataError(problem, path, name)
+            kind, expected = schema.field(name).type, reference.field(name).type
+            if kind != expected:
+                raise DataError(
+                    f"schemas differ: type {kind} here but {expected} in {first}", path, name
+                )
+        if columns is None:
+            for field in schema:
+                if _is_numeric(field.type) and field.name not in needed:
+                    raise DataError(
+                        f"schemas differ: numeric column is in this file but not in {first}",
+                        path,
+                        field.name,
+                    )
+    return list(features)
+
+
+def _check_filter(expression: ds.Expression, schema: pa.Schema, path: str) -> None:
+    """Raise DataError unless ``expression`` applies to ``schema`` (checked on no rows)."""
+    try:
+        ds.dataset(schema.empty_table()).scanner(filter=expression, columns=[]).count_rows()
+    except _ARROW_DATA_ERRORS as exc:
+        reason = str(exc).splitlines()[0]
+        raise DataError(
+            f"filters {expression} do not apply to the file's columns "
+            f"{_shorten(schema.names)}: {reason}",
+            path,
+        ) from exc
+
+
+def _is_numeric(kind: pa.DataType) -> bool:
+    """Whether a column can be a feature: integers, floats and bools."""
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+
+
+def _as_expression(filters: ds.Expression | list | None) -> ds.Expression | None:
+    """A pyarrow expression from an expression or the DNF list form."""
+    if filters is None or isinstance(filters, ds.Expression):
+        return filters
+    if isinstance(filters, (list, tuple)):
+        return pq.filters_to_expression(list(filters))
+    raise TypeError(
+        f"filters={filters!r} should be a pyarrow.dataset.Expression or a list of "
+        "(column, op, value) tuples."
+    )
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    """Raise ValueError unless ``value`` is an int >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}={value!r} should be an integer >= {low}.")
+
+
+def _shorten(names: list[str], limit: int = 8) -> str:
+    """A readable list of column names, cut after ``limit``."""
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return f"[{shown}{', ...' if len(names) > limit else ''}]"
+
+
+def _describe_path(path: Any) -> str:
+    """The ``path`` argument as it should appear in a message."""
+    if isinstance(path, (str, os.PathLike)):
+        return os.fspath(path)
+    return ", ".join(os.fspath(p) for p in path)
