@@ -35,6 +35,7 @@ class FitSettings:
     batch_size: int
     algorithm: str
     sample_rows: int
+    progress: bool = False
 
 
 def seed(sample: ArraySource, settings: FitSettings, rng, backend) -> np.ndarray:
@@ -93,9 +94,11 @@ def fit_source(
             source, centers, backend,
             batch_size=settings.batch_size, max_epochs=settings.max_iter, rng=rng,
         )  # fmt: skip
-        cluster_sums = run_pass(source, centers, backend, assignment)
+        label = "final pass" if settings.progress else None
+        cluster_sums = run_pass(source, centers, backend, assignment, label)
         return LloydResult(centers, cluster_sums, n_epochs, converged=n_epochs < settings.max_iter)
     return lloyd(
         source, centers, backend,
         max_iter=settings.max_iter, tol=settings.tol, far_source=sample, assignment=assignment,
+        progress=settings.progress,
     )  # fmt: skip

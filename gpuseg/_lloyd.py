@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from gpuseg._backend import CPUBackend
 from gpuseg.batches import ArraySource, BatchSource
@@ -34,20 +35,31 @@ def run_pass(
     centers: np.ndarray,
     backend: CPUBackend,
     assignment: Assignment | None = None,
+    progress: str | None = None,
 ) -> ClusterSums:
     """Map the fused pass over the source's blocks and fold their sums in block order.
 
-    When ``assignment`` is given (one row per source row), each block's labels are written into it.
+    A source that runs the pass where its data lives (a Dask cluster) does so through its own
+    ``pass_sums``. When ``assignment`` is given (one row per source row), the labels of every
+    block are written into it. ``progress`` is the label of a progress bar (rows and rows/s) on
+    stderr, or ``None`` for none.
     """
+    if hasattr(source, "pass_sums"):
+        return source.pass_sums(centers, backend, progress=progress)
     centers32 = np.ascontiguousarray(centers, dtype=np.float32)
     total = ClusterSums.zeros(*centers.shape)
     offset = 0
-    for batch in source.batches():
-        n_rows = batch.X.shape[0]
-        out = None if assignment is None else assignment.view(offset, offset + n_rows)
-        _, block_sums = backend.assign_accumulate(batch.X, centers32, batch.sample_weight, out=out)
-        total.add(block_sums)
-        offset += n_rows
+    with tqdm(
+        total=getattr(source, "n_samples", None), desc=progress, unit="rows", unit_scale=True,
+        disable=progress is None, leave=False,
+    ) as bar:  # fmt: skip
+        for batch in source.batches():
+            n_rows = batch.X.shape[0]
+            out = None if assignment is None else assignment.view(offset, offset + n_rows)
+            _, sums = backend.assign_accumulate(batch.X, centers32, batch.sample_weight, out=out)
+            total.add(sums)
+            offset += n_rows
+            bar.update(n_rows)
     return total
 
 
@@ -88,6 +100,7 @@ def lloyd(
     tol: float,
     far_source: ArraySource,
     assignment: Assignment | None = None,
+    progress: bool = False,
 ) -> LloydResult:
     """Exact Lloyd passes from ``centers`` until pass ``t`` gives
     ``inertia[t-1] - inertia[t] <= tol * inertia[t-1]`` or ``max_iter`` passes have run.
@@ -98,7 +111,8 @@ def lloyd(
     previous_inertia = np.inf
     just_relocated = True
     for n_iter in range(1, max_iter + 1):
-        cluster_sums = run_pass(source, centers, backend, assignment)
+        label = f"lloyd pass {n_iter}" if progress else None
+        cluster_sums = run_pass(source, centers, backend, assignment, label)
         inertia = cluster_sums.inertia
         logger.info("lloyd pass %d: inertia %.8g", n_iter, inertia)
         if not just_relocated and previous_inertia - inertia <= tol * previous_inertia:
