@@ -55,8 +55,8 @@ class ArraySource:
 
     Parameters
     ----------
-    X : ndarray of float32, shape (n_samples, n_features)
-        C-contiguous rows.
+    X : ndarray of shape (n_samples, n_features)
+        Rows; copied to C-contiguous float32 unless they already are.
     sample_weight : ndarray of float32, shape (n_samples,), optional
         Row weights.
     block_rows : int, default 1_048_576
@@ -75,7 +75,7 @@ class ArraySource:
         sample_weight: np.ndarray | None = None,
         block_rows: int = DEFAULT_BLOCK_ROWS,
     ) -> None:
-        self.X = X
+        self.X = np.ascontiguousarray(X, dtype=np.float32)
         self.sample_weight = sample_weight
         self.block_rows = block_rows
         self.n_samples, self.n_features = X.shape

@@ -22,6 +22,11 @@ from gpuseg.kernels.types import Assignment
 logger = logging.getLogger("gpuseg")
 
 
+def is_batch_source(X) -> bool:
+    """Whether ``X`` is a batch source (blocks and samples) rather than an array-like."""
+    return hasattr(X, "batches") and hasattr(X, "sample") and hasattr(X, "n_features")
+
+
 def _as_float32(X: np.ndarray) -> np.ndarray:
     """C-contiguous float32 copy (or view) of validated input, refusing float32 overflow."""
     with np.errstate(over="ignore"):
@@ -220,8 +225,11 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to cluster (NumPy array or pandas DataFrame).
+        X : array-like of shape (n_samples, n_features), or a batch source
+            Rows to cluster: a NumPy array or pandas DataFrame, or a source such as
+            :class:`gpuseg.parquet.ParquetSource` streamed block by block (then ``labels_`` is not
+            kept: write labels with :func:`gpuseg.pipeline.assign`, and weights come from the
+            source).
         y : ignored
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative row weights; a weight of 2 counts a row twice.
@@ -230,6 +238,10 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         -------
         self
         """
+        if is_batch_source(X):
+            if sample_weight is not None:
+                raise ValueError("sample_weight must come from the source (its weight column).")
+            return self._fit_source(X)
         X = self._validate(X, reset=True)
         settings = self._settings(*X.shape)
         weights = _check_sample_weight(sample_weight, X.shape[0])
@@ -238,21 +250,39 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         X32 = _as_float32(X)
         assignment = Assignment.empty(X.shape[0])
         result = fit_source(ArraySource(X32, weights), settings, self._rng(), backend, assignment)
+        self._store_result(result, settings, X.dtype)
+        self.labels_ = assignment.labels
+        self.cluster_sizes_ = np.bincount(assignment.labels, minlength=settings.n_clusters)
+        return self
+
+    def _fit_source(self, source) -> KMeans:
+        """Fit on a batch source, streaming its blocks on every pass."""
+        settings = self._settings(source.n_samples, source.n_features)
+        settings.progress = bool(self.verbose)
+        backend = get_backend(self.device)
+        self._log_passes()
+        result = fit_source(source, settings, self._rng(), backend)
+        self._store_result(result, settings, np.dtype(np.float32))
+        self.n_features_in_ = source.n_features
+        self.feature_columns_ = list(getattr(source, "columns", range(source.n_features)))
+        self.cluster_sizes_ = np.rint(result.cluster_sums.weights).astype(np.int64)
+        if hasattr(self, "labels_"):
+            del self.labels_
+        return self
+
+    def _store_result(self, result, settings: FitSettings, dtype: np.dtype) -> None:
         if not result.converged and settings.algorithm != "minibatch":
             warnings.warn(
                 f"KMeans stopped at max_iter={settings.max_iter} passes before the relative "
                 f"decrease of inertia reached tol={settings.tol}; raise max_iter or tol.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        self.cluster_centers_ = result.centers.astype(X.dtype)
-        self.labels_ = assignment.labels
+        self.cluster_centers_ = result.centers.astype(dtype)
         self.inertia_ = float(result.inertia)
         self.n_iter_ = int(result.n_iter)
-        self.cluster_sizes_ = np.bincount(assignment.labels, minlength=settings.n_clusters)
         self._counts = result.cluster_sums.weights.copy()
         self.n_steps_ = 0
-        return self
 
     def partial_fit(self, X, y=None, sample_weight=None) -> KMeans:
         """Update the centres with one mini-batch ``X`` (per-centre learning rates).
