@@ -1,0 +1,150 @@
+"""Streaming benchmark (issue 4): fit k=8 on a Parquet dataset larger than comfortable in memory.
+
+Generates once a customer-shaped dataset (:func:`gpuseg.datasets.make_customers`) as many Parquet
+files, then, each in its own process so that peak memory is its own:
+
+- ``single``: ``KMeans(8).fit(ParquetSource(dir))``, streamed block by block in one process;
+- ``cluster``: the same fit on a ``LocalCluster`` of 2 single-threaded worker processes through
+  :class:`gpuseg.distributed.DaskSource` (partitions loaded by tasks, kept in worker memory);
+
+and reports wall time, full passes, rows/s and the peak RSS of every process.
+
+Usage::
+
+    python benchmarks/bench_streaming.py --rows 100_000_000 --data data/customers-100m
+    python benchmarks/bench_streaming.py --rows 2_000_000 --data /tmp/c2m --out /tmp/s.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def generate(data: Path, rows: int, n_features: int, rows_per_file: int, seed: int) -> None:
+    """Write the dataset unless a complete copy is there (a marker file is written last)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gpuseg.datasets import make_customers
+
+    marker = data / "_COMPLETE"
+    if marker.exists():
+        return
+    data.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    X = make_customers(rows, n_features, random_state=seed)
+    names = [f"f{j:02d}" for j in range(n_features)]
+    for index, start in enumerate(range(0, rows, rows_per_file)):
+        block = X[start : start + rows_per_file]
+        columns = {"customer_id": np.arange(start, start + len(block), dtype=np.int64)}
+        columns.update({name: block[:, j] for j, name in enumerate(names)})
+        target = data / f"part-{index:05d}.parquet"
+        pq.write_table(pa.table(columns), target, row_group_size=1 << 18)
+    marker.write_text(json.dumps({"rows": rows, "n_features": n_features, "seed": seed}))
+    print(f"generated {rows:,} rows in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def run_single(data: Path, n_clusters: int, seed: int) -> dict:
+    """Streamed fit in this process."""
+    from gpuseg import KMeans
+    from gpuseg.parquet import ParquetSource
+
+    source = ParquetSource(data, id_column="customer_id")
+    warm = KMeans(n_clusters, random_state=seed, sample_rows=20_000)
+    warm.fit(source.sample(20_000, __import__("numpy").random.default_rng(0)).X)
+    started = time.perf_counter()
+    km = KMeans(n_clusters, random_state=seed).fit(source)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "passes": km.n_iter_,
+        "inertia": km.inertia_,
+        "rows_per_s": source.n_samples * km.n_iter_ / seconds,
+        "peak_rss_gib": {"main": _peak_rss_gib()},
+    }
+
+
+def run_cluster(data: Path, n_clusters: int, seed: int, workers: int) -> dict:
+    """The same fit on a LocalCluster of single-threaded worker processes."""
+    from distributed import Client, LocalCluster
+    from gpuseg.distributed import DaskSource
+
+    from gpuseg import KMeans
+
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster,
+        Client(cluster) as client,
+    ):
+        started = time.perf_counter()
+        source = DaskSource.from_parquet(data, id_column="customer_id", client=client)
+        km = KMeans(n_clusters, random_state=seed).fit(source)
+        seconds = time.perf_counter() - started
+        worker_rss = client.run(_peak_rss_gib)
+        return {
+            "seconds": seconds,
+            "passes": km.n_iter_,
+            "inertia": km.inertia_,
+            "rows_per_s": source.n_samples * km.n_iter_ / seconds,
+            "peak_rss_gib": {"main": _peak_rss_gib(), **worker_rss},
+            "note": "time includes loading the partitions into worker memory",
+        }
+
+
+def _peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=100_000_000)
+    parser.add_argument("--features", type=int, default=16)
+    parser.add_argument("--rows-per-file", type=int, default=1_000_000)
+    parser.add_argument("--data", type=Path, default=Path("data/customers-100m"))
+    parser.add_argument("-k", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--modes", nargs="+", default=["single", "cluster"])
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "streaming.json")
+    parser.add_argument("--run", choices=["single", "cluster"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.run == "single":
+        print(json.dumps(run_single(args.data, args.k, args.seed)))
+        return 0
+    if args.run == "cluster":
+        print(json.dumps(run_cluster(args.data, args.k, args.seed, args.workers)))
+        return 0
+    from _machine import machine_info
+
+    generate(args.data, args.rows, args.features, args.rows_per_file, args.seed)
+    results = {"machine": machine_info(), "rows": args.rows, "n_features": args.features,
+               "n_clusters": args.k, "files": len(list(args.data.glob("*.parquet")))}
+    for mode in args.modes:
+        command = [sys.executable, __file__, "--run", mode, "--data", str(args.data),
+                   "-k", str(args.k), "--seed", str(args.seed), "--workers", str(args.workers)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            results[mode] = {"error": done.stderr.strip().splitlines()[-1:]}
+        else:
+            results[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(mode, json.dumps(results[mode]), file=sys.stderr)
+    if "seconds" in results.get("single", {}) and "seconds" in results.get("cluster", {}):
+        ratio = results["cluster"]["seconds"] / results["single"]["seconds"]
+        results["cluster_over_single"] = ratio
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
