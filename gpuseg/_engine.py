@@ -38,16 +38,29 @@ class FitSettings:
     progress: bool = False
 
 
-def seed(sample: ArraySource, settings: FitSettings, rng, backend) -> np.ndarray:
-    """Initial float64 centres from the sample, by the method ``settings.init`` names."""
+def seed(
+    sample: ArraySource, settings: FitSettings, rng, backend, source: BatchSource | None = None
+) -> np.ndarray:
+    """Initial float64 centres from the sample, by the method ``settings.init`` names
+    ("k-means||" seeds on all rows of ``source``, which must run it: a Dask source)."""
     if isinstance(settings.init, np.ndarray):
         return settings.init.astype(np.float64, copy=True)
+    if settings.init == "k-means||":
+        if not hasattr(source, "kmeans_parallel"):
+            raise ValueError(
+                "init='k-means||' seeds on a cluster and needs a gpuseg.distributed.DaskSource "
+                f"(or a dask array or dataframe), not {type(source).__name__}; use "
+                "init='k-means++', which seeds on a sample."
+            )
+        return source.kmeans_parallel(settings.n_clusters, rng, backend)
     if settings.init == "random":
         return random_rows(sample.X, settings.n_clusters, rng)
     return kmeans_plusplus(sample.X, sample.sample_weight, settings.n_clusters, rng, backend)
 
 
-def best_try(sample: ArraySource, settings: FitSettings, rng, backend) -> np.ndarray:
+def best_try(
+    sample: ArraySource, settings: FitSettings, rng, backend, source: BatchSource | None = None
+) -> np.ndarray:
     """Run ``n_init`` seeding tries on the sample and return the centres scoring best on it.
 
     With ``algorithm="auto"`` each try is first refined by Lloyd passes on the sample, so the
@@ -55,7 +68,7 @@ def best_try(sample: ArraySource, settings: FitSettings, rng, backend) -> np.nda
     """
     best_centers, best_inertia = None, np.inf
     for _ in range(settings.n_init):
-        centers = seed(sample, settings, rng, backend)
+        centers = seed(sample, settings, rng, backend, source)
         if settings.algorithm == "auto":
             refined = lloyd(
                 sample, centers, backend,
@@ -86,7 +99,7 @@ def fit_source(
     """
     drawn = source.sample(settings.sample_rows, rng)
     sample = ArraySource(drawn.X, drawn.sample_weight, block_rows=drawn.X.shape[0])
-    centers = best_try(sample, settings, rng, backend)
+    centers = best_try(sample, settings, rng, backend, source)
     if settings.algorithm == "minibatch":
         if not isinstance(source, ArraySource):
             raise ValueError("algorithm='minibatch' needs rows in memory; use 'auto' or 'lloyd'.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import sys
 import warnings
 
 import numpy as np
@@ -25,6 +26,18 @@ logger = logging.getLogger("gpuseg")
 def is_batch_source(X) -> bool:
     """Whether ``X`` is a batch source (blocks and samples) rather than an array-like."""
     return hasattr(X, "batches") and hasattr(X, "sample") and hasattr(X, "n_features")
+
+
+def _dask_source(X, sample_weight=None):
+    """A :class:`gpuseg.distributed.DaskSource` over ``X`` when it is a Dask array or dataframe,
+    else ``None`` (Dask is imported only when the caller has imported it already)."""
+    if "dask" not in sys.modules:
+        return None
+    from gpuseg.distributed import DaskSource, is_dask_collection
+
+    if not is_dask_collection(X):
+        return None
+    return DaskSource.from_dask(X, sample_weight)
 
 
 def _as_float32(X: np.ndarray) -> np.ndarray:
@@ -165,8 +178,10 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"n_samples={n_samples} should be >= n_clusters={k}.")
         init = self.init
         if isinstance(init, str):
-            if init not in ("k-means++", "random"):
-                raise ValueError(f"init={init!r} should be 'k-means++', 'random' or an array.")
+            if init not in ("k-means++", "k-means||", "random"):
+                raise ValueError(
+                    f"init={init!r} should be 'k-means++', 'k-means||', 'random' or an array."
+                )
         else:
             init = np.asarray(init, dtype=np.float64)
             if init.shape != (k, n_features):
@@ -178,7 +193,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 raise ValueError("init contains NaN or infinity.")
         n_init = self.n_init
         if n_init == "auto":
-            n_init = 1 if isinstance(init, np.ndarray) else (10 if init == "random" else 3)
+            n_init = {"random": 10, "k-means++": 3}.get(init, 1) if isinstance(init, str) else 1
         elif not isinstance(n_init, numbers.Integral) or n_init < 1:
             raise ValueError(f"n_init={n_init!r} should be an integer >= 1 or 'auto'.")
         elif isinstance(init, np.ndarray):
@@ -238,6 +253,10 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         -------
         self
         """
+        dask_source = _dask_source(X, sample_weight)
+        if dask_source is not None:
+            with dask_source:
+                return self._fit_source(dask_source)
         if is_batch_source(X):
             if sample_weight is not None:
                 raise ValueError("sample_weight must come from the source (its weight column).")
@@ -327,6 +346,11 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Index of the nearest centre of every row of ``X`` (int32)."""
+        dask_source = _dask_source(X)
+        if dask_source is not None:
+            check_is_fitted(self)
+            with dask_source:
+                return dask_source.assign_labels(self.cluster_centers_, get_backend(self.device))
         _, (assignment, _) = self._assign(X)
         return assignment.labels
 

@@ -1,0 +1,672 @@
+"""A batch source whose partitions live on a Dask cluster: every pass runs where the data is.
+
+The only module of gpuseg that imports Dask. Partitions are :class:`gpuseg.batches.Batch` objects
+made by tasks (read from Parquet, or converted from the partitions of a Dask array or dataframe)
+and, by default, kept in worker memory between passes. A pass maps the fused kernel over them as
+tasks with the centres as task arguments and brings back only each partition's float64
+:class:`ClusterSums`, folded on the client in partition order, so a seed gives the same centres
+on any number of workers, and the same as a local source whose blocks are the partitions.
+
+Partitions are never scattered from the client: a worker that dies takes its partitions with it
+and the scheduler recomputes them from their tasks (from the Parquet files), so a fit goes on.
+
+Seeding on the cluster is k-means|| (Bahmani et al., "Scalable K-Means++", VLDB 2012), reached
+through ``KMeans(init="k-means||")``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import dask
+import dask.array as da
+import dask.dataframe as dd
+import numpy as np
+import pyarrow.parquet as pq
+from dask.delayed import Delayed
+from distributed import Client, Future, LocalCluster, as_completed, default_client
+from tqdm.auto import tqdm
+
+from gpuseg._backend import CPUBackend
+from gpuseg._lloyd import lloyd
+from gpuseg._seeding import kmeans_plusplus
+from gpuseg.batches import ArraySource, Batch
+from gpuseg.errors import DataError
+from gpuseg.kernels.types import ClusterSums
+from gpuseg.parquet import ParquetSource
+
+__all__ = ["DaskSource", "is_dask_collection"]
+
+# Rounds of oversampling of k-means||: the paper finds 5 rounds with l = 2k as good as O(log psi).
+_KMEANS_PARALLEL_ROUNDS = 5
+_OVERSAMPLING = 2.0
+# Lloyd passes over the weighted candidates (a few thousand rows at most) in step 8.
+_RECLUSTER_MAX_ITER = 300
+
+
+def is_dask_collection(X: Any) -> bool:
+    """Whether ``X`` is a Dask array, dataframe or series (checked without computing it)."""
+    return dask.is_dask_collection(X) and isinstance(X, (da.Array, dd.DataFrame, dd.Series))
+
+
+class DaskSource:
+    """A batch source over partitions held by a Dask cluster.
+
+    Build one with :meth:`from_parquet` or :meth:`from_dask`; the constructor takes ready
+    partitions. Use it as a context manager (or call :meth:`close`) when it started its own
+    cluster.
+
+    Parameters
+    ----------
+    partitions : sequence of dask.delayed.Delayed
+        Each computes one :class:`gpuseg.batches.Batch` (float32 C-contiguous ``X``, optional
+        float32 weights and ids), all with the same number of columns; their order is the row
+        order.
+    columns : sequence
+        Names of the feature columns.
+    client : distributed.Client, str or None
+        A client, a scheduler address to connect to, or ``None`` for the current default client,
+        or when there is none a ``LocalCluster(processes=True, n_workers=2,
+        threads_per_worker=1)`` owned (and closed) by this source.
+    persist : bool, default True
+        Compute the partitions once and keep them in worker memory between passes (a lost
+        worker's partitions are recomputed from their tasks). ``False`` recomputes them on every
+        pass, for data larger than the cluster's memory.
+
+    Attributes
+    ----------
+    client : distributed.Client
+    columns : list
+    n_features : int
+    n_samples : int
+    partition_rows : ndarray of int64, shape (n_partitions,)
+        Rows of every partition, in order.
+
+    Examples
+    --------
+    >>> source = DaskSource.from_parquet("customers/", id_column="customer_id")  # doctest: +SKIP
+    >>> with source:  # doctest: +SKIP
+    ...     km = KMeans(8, init="k-means||", random_state=0).fit(source)
+    """
+
+    def __init__(
+        self,
+        partitions: Sequence[Delayed],
+        columns: Sequence,
+        client: Client | str | None = None,
+        *,
+        persist: bool = True,
+    ) -> None:
+        self.client, self._owned = _connect(client)
+        try:
+            self.columns = list(columns)
+            self.n_features = len(self.columns)
+            self.persist = persist
+            self._delayed = list(partitions)
+            if not self._delayed:
+                raise ValueError("partitions=[] should hold at least one partition.")
+            self._futures = self.client.compute(self._delayed) if persist else None
+            parts = self._partitions()
+            # Also raises the first error of the partitions (a NaN, a bad file) now, in order.
+            self.partition_rows = np.array(self._map_gather(_n_rows, parts), dtype=np.int64)
+            del parts
+            self.n_samples = int(self.partition_rows.sum())
+            if self.n_samples == 0:
+                raise DataError(f"{len(self._delayed)} partition(s) with no rows")
+            self._starts = np.concatenate([[0], np.cumsum(self.partition_rows)])
+        except BaseException:
+            self.close()
+            raise
+
+    # -- constructors ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_parquet(
+        cls,
+        path: str | os.PathLike | Sequence[str | os.PathLike],
+        columns: Sequence[str] | None = None,
+        id_column: str | None = None,
+        weight_column: str | None = None,
+        client: Client | str | None = None,
+        storage_options: dict[str, Any] | None = None,
+        persist: bool = True,
+    ) -> DaskSource:
+        """One partition per Parquet file, read by a task on a worker.
+
+        Paths, columns and schemas are checked on the client exactly as by
+        :class:`gpuseg.parquet.ParquetSource` (same arguments, same errors); each worker then
+        reads its files with a one-file ``ParquetSource``, so a NaN, infinite or null value
+        raises the same :class:`~gpuseg.errors.DataError`, naming file, column and row.
+
+        Parameters
+        ----------
+        path, columns, id_column, weight_column, storage_options
+            As for :class:`gpuseg.parquet.ParquetSource`. The workers must reach ``path``
+            (a shared filesystem or an object store URL).
+        client, persist
+            As for :class:`DaskSource`.
+
+        Returns
+        -------
+        DaskSource
+            Partitions in sorted file order; files with no rows are skipped.
+
+        Raises
+        ------
+        DataError
+            Bad paths, files, columns or values.
+        """
+        options = dict(storage_options or {})
+        layout = ParquetSource(
+            path, columns, id_column, weight_column, storage_options=options, read_ahead=0
+        )
+        owner_client, owned = _connect(client)
+        try:
+            files = layout.files
+            rows = owner_client.gather(owner_client.map(_file_rows, files, options=options))
+            parts = [
+                dask.delayed(_read_file, pure=False)(
+                    file, layout.columns, id_column, weight_column, options
+                )
+                for file, n in zip(files, rows, strict=True)
+                if n > 0
+            ]
+            source = cls(parts, layout.columns, owner_client, persist=persist)
+        except BaseException:
+            _close_owned(owner_client, owned)
+            raise
+        source._owned = owned
+        source.files = [file for file, n in zip(files, rows, strict=True) if n > 0]
+        return source
+
+    @classmethod
+    def from_dask(
+        cls,
+        X: da.Array | dd.DataFrame,
+        sample_weight: da.Array | dd.Series | np.ndarray | None = None,
+        client: Client | str | None = None,
+        persist: bool = True,
+    ) -> DaskSource:
+        """One partition per row chunk of a 2-D Dask array, or per partition of a dataframe.
+
+        Parameters
+        ----------
+        X : dask.array.Array of shape (n_samples, n_features) or dask.dataframe.DataFrame
+            Numeric rows (a dataframe's columns become the feature columns). Column chunks of
+            an array are merged first.
+        sample_weight : dask array, dask Series or ndarray of shape (n_samples,), optional
+            Non-negative row weights. A Dask one must have the partitions of ``X``; an ndarray
+            is cut along the row chunks of an array ``X`` with known chunk sizes.
+        client, persist
+            As for :class:`DaskSource`.
+
+        Returns
+        -------
+        DaskSource
+
+        Raises
+        ------
+        DataError
+            NaN, infinite or null values, negative weights, or weights not matching the rows
+            (raised by the partitions' tasks, naming partition, column and row).
+        """
+        if isinstance(X, dd.DataFrame):
+            columns = list(X.columns)
+            blocks = list(X.to_delayed())
+        elif isinstance(X, da.Array):
+            if X.ndim != 2:
+                raise ValueError(f"X.ndim == {X.ndim}; expected a 2-D dask array.")
+            X = X.rechunk({1: -1})
+            columns = list(range(X.shape[1]))
+            blocks = [row[0] for row in X.to_delayed()]
+        else:
+            raise TypeError(f"X is a {type(X).__name__}; expected a dask array or dataframe.")
+        weights = _weight_blocks(sample_weight, X, len(blocks))
+        parts = [
+            dask.delayed(_dask_batch, pure=False)(block, w, i, columns)
+            for i, (block, w) in enumerate(zip(blocks, weights, strict=True))
+        ]
+        return cls(parts, columns, client, persist=persist)
+
+    # -- the source interface ---------------------------------------------------------------------
+
+    def batches(self) -> Iterator[Batch]:
+        """Yield the partitions in order, one at a time, fetched to the client (small data)."""
+        parts = self._partitions()
+        for part in parts:
+            yield part.result()
+
+    def sample(self, n_rows: int, rng: np.random.Generator) -> Batch:
+        """Return ``min(n_rows, n_samples)`` distinct rows drawn uniformly, in ascending order.
+
+        The rows are ``sort(rng.choice(n_samples, n_rows, replace=False))``, the rows
+        :class:`gpuseg.batches.ArraySource` and :class:`gpuseg.parquet.ParquetSource` draw from
+        the same ``rng``; each partition gathers its own on a worker.
+        """
+        if n_rows < 1:
+            raise ValueError(f"n_rows={n_rows!r} should be >= 1.")
+        if n_rows >= self.n_samples:
+            rows = np.arange(self.n_samples, dtype=np.int64)
+        else:
+            rows = np.sort(rng.choice(self.n_samples, size=n_rows, replace=False))
+        return self.take(rows)
+
+    def take(self, rows: np.ndarray) -> Batch:
+        """The given global rows (ascending row numbers), gathered from their partitions."""
+        rows = np.asarray(rows, dtype=np.int64)
+        bounds = np.searchsorted(rows, self._starts)
+        wanted = [(p, lo, hi) for p, (lo, hi) in enumerate(itertools.pairwise(bounds)) if lo < hi]
+        parts = self._partitions([p for p, _, _ in wanted])
+        futures = [
+            self.client.submit(_take, part, rows[lo:hi] - self._starts[p], pure=False)
+            for part, (p, lo, hi) in zip(parts, wanted, strict=True)
+        ]
+        pieces = self.client.gather(futures)
+        return _concatenate(pieces, self.n_features)
+
+    def pass_sums(
+        self, centers: np.ndarray, backend: CPUBackend, progress: str | None = None
+    ) -> ClusterSums:
+        """One fused pass on the workers: every partition's sums, folded in partition order.
+
+        Parameters
+        ----------
+        centers : ndarray of shape (n_clusters, n_features)
+            Sent to every task as an argument (cast to float32).
+        backend : CPUBackend
+            Runs the kernel on the workers.
+        progress : str, optional
+            Label of a progress bar over the rows of completed partitions.
+
+        Returns
+        -------
+        ClusterSums
+            Exactly what a local pass over the same blocks in the same order returns.
+        """
+        centers32 = np.ascontiguousarray(centers, dtype=np.float32)
+        parts = self._partitions()
+        futures = self.client.map(
+            _partition_sums, parts, centers=centers32, backend=backend, pure=False
+        )
+        index = {future.key: p for p, future in enumerate(futures)}
+        with tqdm(
+            total=self.n_samples, desc=progress, unit="rows", unit_scale=True,
+            disable=progress is None, leave=False,
+        ) as bar:  # fmt: skip
+            for future in as_completed(futures):
+                bar.update(int(self.partition_rows[index[future.key]]))
+        total = ClusterSums.zeros(*centers.shape)
+        for sums in self.client.gather(futures):
+            total.add(sums)
+        return total
+
+    def assign_labels(self, centers: np.ndarray, backend: CPUBackend) -> np.ndarray:
+        """Nearest centre (int32) of every row, in row order, brought back to the client."""
+        centers32 = np.ascontiguousarray(centers, dtype=np.float32)
+        futures = self.client.map(
+            _partition_labels, self._partitions(), centers=centers32, backend=backend,
+            pure=False,
+        )  # fmt: skip
+        labels = self.client.gather(futures)
+        return np.concatenate(labels) if labels else np.empty(0, dtype=np.int32)
+
+    # -- k-means|| -----------------------------------------------------------------------------
+
+    def kmeans_parallel(
+        self,
+        n_clusters: int,
+        rng: np.random.Generator,
+        backend: CPUBackend,
+        *,
+        n_rounds: int = _KMEANS_PARALLEL_ROUNDS,
+        oversampling: float = _OVERSAMPLING,
+    ) -> np.ndarray:
+        """k-means|| seeding (Bahmani et al. 2012, Algorithm 2) on the cluster.
+
+        Every round reads each partition once and computes distances to the new candidates
+        only: each partition keeps, on its worker, its rows' weighted squared distance to the
+        nearest candidate and that candidate's index. The candidates, weighted by the sample
+        weight of the rows nearest to them, are then reduced to ``n_clusters`` centres on the
+        client by weighted k-means++ and weighted Lloyd.
+
+        Parameters
+        ----------
+        n_clusters : int
+        rng : numpy.random.Generator
+            Draws the first centre and the seed of every round; the same state gives the same
+            centres whatever the number of workers.
+        backend : CPUBackend
+        n_rounds : int, default 5
+            Oversampling rounds (the paper's O(log psi), 5 in its experiments).
+        oversampling : float, default 2.0
+            ``l / k``: each round draws about ``oversampling * n_clusters`` candidates.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_clusters, n_features)
+        """
+        client = self.client
+        parts = self._partitions()
+        # Step 1: C <- one row drawn with probability proportional to its weight.
+        totals = np.array(self._map_gather(_weight_total, parts))
+        cumulative = np.cumsum(totals)
+        if not cumulative[-1] > 0:
+            raise DataError("sample weights sum to zero; expected at least one positive weight")
+        target = rng.uniform() * cumulative[-1]
+        p = min(int(np.searchsorted(cumulative, target, side="right")), len(parts) - 1)
+        while totals[p] <= 0:  # a target on a boundary, past a weightless partition
+            p -= 1
+        local = target - (cumulative[p] - totals[p])
+        candidates = [client.submit(_row_at_weight, parts[p], local, pure=False).result()]
+        # Step 2: psi <- phi_X(C), kept per row as (weighted distance, nearest candidate).
+        states = client.map(
+            _closest, parts, [None] * len(parts), new=candidates[0], offset=0, backend=backend,
+            pure=False,
+        )  # fmt: skip
+        cost = float(np.sum(self._map_gather(_state_cost, states)))
+        n_candidates = 1
+        # Steps 3-6: a few rounds instead of O(log psi); each adds C' to C.
+        for _ in range(n_rounds):
+            if cost <= 0:  # every row coincides with a candidate
+                break
+            # Step 4: C' <- every row independently with probability l * w d^2(x, C) / phi_X(C).
+            round_seed = int(rng.integers(np.iinfo(np.int64).max))
+            picked = client.map(
+                _oversample, parts, states, range(len(parts)),
+                factor=oversampling * n_clusters / cost, seed=round_seed, pure=False,
+            )  # fmt: skip
+            new = _concatenate(client.gather(picked), self.n_features).X
+            if new.shape[0] == 0:
+                continue
+            # Step 5: C <- C u C', and phi_X(C) updated with distances to C' only.
+            states = client.map(
+                _closest, parts, states, new=new, offset=n_candidates, backend=backend,
+                pure=False,
+            )  # fmt: skip
+            candidates.append(new)
+            n_candidates += new.shape[0]
+            cost = float(np.sum(self._map_gather(_state_cost, states)))
+        # Step 7: w_x <- weight of the rows closer to candidate x than to any other.
+        counts = self._map_gather(_candidate_weights, parts, states, n_candidates=n_candidates)
+        del states, parts
+        weights = np.sum(counts, axis=0)
+        candidates_X = np.concatenate(candidates)
+        kept = weights > 0
+        candidates_X, weights = candidates_X[kept], weights[kept].astype(np.float32)
+        # Step 8: recluster the weighted candidates into k centres.
+        reduced = ArraySource(candidates_X, weights, block_rows=max(1, candidates_X.shape[0]))
+        centers = kmeans_plusplus(reduced.X, weights, n_clusters, rng, backend)
+        result = lloyd(
+            reduced, centers, backend, max_iter=_RECLUSTER_MAX_ITER, tol=0.0, far_source=reduced
+        )
+        return result.centers
+
+    # -- lifetime --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the partitions; close the client and cluster if this source started them."""
+        futures = getattr(self, "_futures", None)
+        self._futures = None
+        if futures and self.client.status == "running":
+            self.client.cancel(futures)
+        _close_owned(self.client, self._owned)
+        self._owned = False
+
+    def __enter__(self) -> DaskSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        """Say how many partitions and rows, on which scheduler."""
+        return (
+            f"DaskSource({len(self.partition_rows)} partition(s), n_samples={self.n_samples}, "
+            f"n_features={self.n_features}, scheduler={self.client.scheduler.address!r})"
+        )
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _partitions(self, which: Sequence[int] | None = None) -> list[Future]:
+        """Futures of the partitions (all, or those numbered in ``which``): the persisted ones,
+        or a fresh computation of them."""
+        if which is None:
+            which = range(len(self._delayed))
+        if self._futures is not None:
+            return [self._futures[p] for p in which]
+        return self.client.compute([self._delayed[p] for p in which])
+
+    def _map_gather(self, function, *iterables, **kwargs) -> list:
+        """Map ``function`` over partitions as tasks and return the results in order."""
+        return self.client.gather(self.client.map(function, *iterables, pure=False, **kwargs))
+
+
+# -- the client ---------------------------------------------------------------------------------
+
+
+def _connect(client: Client | str | None) -> tuple[Client, bool]:
+    """The client to use and whether this source owns it (and so must close it)."""
+    if isinstance(client, Client):
+        return client, False
+    if isinstance(client, str):
+        return Client(client), True
+    if client is not None:
+        raise TypeError(
+            f"client={client!r} should be a distributed.Client, a scheduler address or None."
+        )
+    try:
+        return default_client(), False
+    except ValueError:
+        cluster = LocalCluster(processes=True, n_workers=2, threads_per_worker=1)
+        return Client(cluster), True
+
+
+def _close_owned(client: Client, owned: bool) -> None:
+    """Close ``client`` (and a LocalCluster it started) when this module opened it."""
+    if not owned:
+        return
+    cluster = client.cluster
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _weight_blocks(sample_weight, X, n_blocks: int) -> list:
+    """``sample_weight`` cut into one piece (delayed or array) per partition of ``X``."""
+    if sample_weight is None:
+        return [None] * n_blocks
+    if isinstance(sample_weight, (dd.Series, dd.DataFrame)):
+        blocks = list(sample_weight.to_delayed())
+    elif isinstance(sample_weight, da.Array):
+        if isinstance(X, da.Array):
+            sample_weight = sample_weight.rechunk((X.chunks[0],))
+        blocks = list(sample_weight.to_delayed().ravel())
+    else:
+        weights = np.asarray(sample_weight)
+        if not isinstance(X, da.Array) or np.isnan(X.shape[0]):
+            raise ValueError(
+                "sample_weight as an in-memory array needs X as a dask array with known chunk "
+                "sizes; give a dask Series or array with the partitions of X instead."
+            )
+        if weights.shape != (X.shape[0],):
+            raise ValueError(
+                f"sample_weight.shape == {weights.shape}, expected ({X.shape[0]},) "
+                "(one per row of X)."
+            )
+        stops = np.cumsum(X.chunks[0])
+        blocks = [weights[stop - n : stop] for stop, n in zip(stops, X.chunks[0], strict=True)]
+    if len(blocks) != n_blocks:
+        raise ValueError(
+            f"sample_weight has {len(blocks)} partitions; expected {n_blocks}, those of X."
+        )
+    return blocks
+
+
+# -- tasks: module functions, run on the workers -------------------------------------------------
+
+
+def _file_rows(path: str, options: dict[str, Any]) -> int:
+    """Rows of one Parquet file, from its footer."""
+    import fsspec
+
+    with fsspec.open(path, "rb", **options) as f:
+        return pq.ParquetFile(f).metadata.num_rows
+
+
+def _read_file(
+    path: str,
+    columns: list[str],
+    id_column: str | None,
+    weight_column: str | None,
+    options: dict[str, Any],
+) -> Batch:
+    """One Parquet file as one block, validated as a local ParquetSource validates it."""
+    source = ParquetSource(
+        path, columns, id_column, weight_column,
+        block_rows=sys.maxsize, read_ahead=0, storage_options=options,
+    )  # fmt: skip
+    blocks = list(source.batches())
+    if len(blocks) == 1:
+        return blocks[0]
+    return _concatenate(blocks, len(columns))
+
+
+def _dask_batch(block, weights, index: int, columns: list) -> Batch:
+    """A partition of a Dask collection as a float32 block, refusing NaN, inf and bad weights."""
+    ids = None
+    if hasattr(block, "to_numpy"):  # a pandas DataFrame
+        ids = np.asarray(block.index)
+        block = block.to_numpy(dtype=np.float32, na_value=np.nan)
+    X = np.ascontiguousarray(block, dtype=np.float32)
+    where = f"partition {index}"
+    if not np.isfinite(X).all():
+        bad = ~np.isfinite(X)
+        r = int(np.flatnonzero(bad.any(axis=1))[0])
+        j = int(np.flatnonzero(bad[r])[0])
+        raise DataError(
+            f"{float(X[r, j])!r} at row {r} of {where}; expected finite numbers (drop or impute "
+            "such rows first)",
+            column=columns[j],
+        )
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float32).reshape(-1)
+        if weights.shape[0] != X.shape[0]:
+            raise DataError(
+                f"{where} has {X.shape[0]} rows but {weights.shape[0]} sample weights; expected "
+                "sample_weight partitioned like X"
+            )
+        bad = ~(np.isfinite(weights) & (weights >= 0))
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"sample_weight {float(weights[r])!r} at row {r} of {where}; expected finite "
+                "numbers >= 0"
+            )
+    return Batch(X, weights, ids)
+
+
+def _n_rows(batch: Batch) -> int:
+    return batch.X.shape[0]
+
+
+def _partition_sums(batch: Batch, centers: np.ndarray, backend: CPUBackend) -> ClusterSums:
+    """The fused pass over one partition: its per-centre float64 sums only."""
+    if batch.X.shape[0] == 0:
+        return ClusterSums.zeros(*centers.shape)
+    _, sums = backend.assign_accumulate(batch.X, centers, batch.sample_weight)
+    return sums
+
+
+def _partition_labels(batch: Batch, centers: np.ndarray, backend: CPUBackend) -> np.ndarray:
+    """Nearest centre of every row of one partition."""
+    if batch.X.shape[0] == 0:
+        return np.empty(0, dtype=np.int32)
+    assignment, _ = backend.assign_accumulate(batch.X, centers, accumulate=False)
+    return assignment.labels
+
+
+def _take(batch: Batch, rows: np.ndarray) -> Batch:
+    """The given rows of one partition."""
+    weights = None if batch.sample_weight is None else batch.sample_weight[rows]
+    ids = None if batch.ids is None else batch.ids[rows]
+    return Batch(np.ascontiguousarray(batch.X[rows]), weights, ids)
+
+
+def _concatenate(pieces: list[Batch], n_features: int) -> Batch:
+    """Blocks laid end to end (weights and ids too, when every block has them)."""
+    if not pieces:
+        return Batch(np.empty((0, n_features), dtype=np.float32))
+    if len(pieces) == 1:
+        return pieces[0]
+    X = np.concatenate([piece.X for piece in pieces])
+    weights = ids = None
+    if all(piece.sample_weight is not None for piece in pieces):
+        weights = np.concatenate([piece.sample_weight for piece in pieces])
+    if all(piece.ids is not None for piece in pieces):
+        ids = np.concatenate([piece.ids for piece in pieces])
+    return Batch(X, weights, ids)
+
+
+def _row_weights(batch: Batch) -> np.ndarray:
+    if batch.sample_weight is None:
+        return np.ones(batch.X.shape[0])
+    return batch.sample_weight.astype(np.float64)
+
+
+def _weight_total(batch: Batch) -> float:
+    return float(_row_weights(batch).sum())
+
+
+def _row_at_weight(batch: Batch, target: float) -> np.ndarray:
+    """The row at which the cumulative weight of the partition first exceeds ``target``."""
+    cumulative = np.cumsum(_row_weights(batch))
+    row = min(int(np.searchsorted(cumulative, target, side="right")), batch.X.shape[0] - 1)
+    return batch.X[row : row + 1].copy()
+
+
+def _closest(
+    batch: Batch,
+    state: tuple[np.ndarray, np.ndarray] | None,
+    new: np.ndarray,
+    offset: int,
+    backend: CPUBackend,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted squared distance of every row to its nearest candidate, and that candidate,
+    updated with the candidates ``new`` (numbered from ``offset``)."""
+    n_rows = batch.X.shape[0]
+    if n_rows == 0:
+        return np.empty(0), np.empty(0, dtype=np.int32)
+    new32 = np.ascontiguousarray(new, dtype=np.float32)
+    assignment, _ = backend.assign_accumulate(batch.X, new32, accumulate=False)
+    cost = _row_weights(batch) * assignment.distances.astype(np.float64)
+    nearest = assignment.labels.astype(np.int32) + np.int32(offset)
+    if state is None:
+        return cost, nearest
+    old_cost, old_nearest = state
+    closer = cost < old_cost
+    return np.where(closer, cost, old_cost), np.where(closer, nearest, old_nearest)
+
+
+def _state_cost(state: tuple[np.ndarray, np.ndarray]) -> float:
+    return float(state[0].sum())
+
+
+def _oversample(
+    batch: Batch, state: tuple[np.ndarray, np.ndarray], index: int, factor: float, seed: int
+) -> Batch:
+    """Rows kept independently with probability ``min(1, factor * w d^2)``; the draws depend on
+    the round's seed and the partition's index only, not on which worker runs the task."""
+    rng = np.random.default_rng([seed, index])
+    keep = rng.random(batch.X.shape[0]) < factor * state[0]
+    return Batch(batch.X[keep].copy())
+
+
+def _candidate_weights(
+    batch: Batch, state: tuple[np.ndarray, np.ndarray], n_candidates: int
+) -> np.ndarray:
+    """Total weight of the partition's rows nearest to each candidate."""
+    return np.bincount(state[1], weights=_row_weights(batch), minlength=n_candidates)
