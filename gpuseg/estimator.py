@@ -23,6 +23,15 @@ from gpuseg.kernels.types import Assignment
 logger = logging.getLogger("gpuseg")
 
 
+def _auto_n_init(init, n_clusters: int) -> int:
+    """The number of seeding tries ``n_init="auto"`` stands for."""
+    if isinstance(init, np.ndarray) or init == "k-means||":
+        return 1
+    if init == "random":
+        return 10
+    return 3 if n_clusters <= 64 else 1
+
+
 def is_batch_source(X) -> bool:
     """Whether ``X`` is a batch source (blocks and samples) rather than an array-like."""
     return hasattr(X, "batches") and hasattr(X, "sample") and hasattr(X, "n_features")
@@ -86,7 +95,9 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         Seeding: greedy k-means++ on the sample, distinct random rows of the sample, or given
         centres.
     n_init : int or "auto", default "auto"
-        Seeding tries; "auto" is 3 for k-means++, 10 for random and 1 for given centres.
+        Seeding tries; "auto" is 3 for k-means++ up to 64 clusters and 1 above (with many
+        centres one seeding's luck averages out, and each try costs a refinement on the sample),
+        10 for random, and 1 for given centres or k-means||.
     max_iter : int, default 300
         Most exact passes over all rows (``algorithm`` "auto"/"lloyd"), or most epochs
         (``"minibatch"``).
@@ -193,7 +204,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 raise ValueError("init contains NaN or infinity.")
         n_init = self.n_init
         if n_init == "auto":
-            n_init = {"random": 10, "k-means++": 3}.get(init, 1) if isinstance(init, str) else 1
+            n_init = _auto_n_init(init, k)
         elif not isinstance(n_init, numbers.Integral) or n_init < 1:
             raise ValueError(f"n_init={n_init!r} should be an integer >= 1 or 'auto'.")
         elif isinstance(init, np.ndarray):
