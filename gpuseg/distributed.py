@@ -20,6 +20,7 @@ import itertools
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -37,6 +38,7 @@ from gpuseg._seeding import kmeans_plusplus
 from gpuseg.batches import ArraySource, Batch
 from gpuseg.errors import DataError
 from gpuseg.kernels.types import ClusterSums
+from gpuseg.labels import output_name, write_labels_file
 from gpuseg.parquet import ParquetSource
 
 __all__ = ["DaskSource", "is_dask_collection"]
@@ -314,6 +316,26 @@ class DaskSource:
         labels = self.client.gather(futures)
         return np.concatenate(labels) if labels else np.empty(0, dtype=np.int32)
 
+    def write_labels(
+        self, centers: np.ndarray, backend: CPUBackend, output_dir: Path, ambiguity: float
+    ) -> list[tuple[str, int]]:
+        """Write one labels file per partition from the workers (``output_dir`` must be shared
+        with them); each file atomically, as :func:`gpuseg.labels.write_labels_file` does.
+
+        Returns the ``(file name, rows)`` of every partition, in partition order.
+        """
+        centers32 = np.ascontiguousarray(centers, dtype=np.float32)
+        files = getattr(self, "files", None) or []
+        names = [
+            output_name(files[p] if len(files) == len(self._delayed) else "partition", p)
+            for p in range(len(self._delayed))
+        ]
+        rows = self._map_gather(
+            _partition_write_labels, self._partitions(), [output_dir / n for n in names],
+            centers=centers32, backend=backend, ambiguity=ambiguity,
+        )  # fmt: skip
+        return list(zip(names, rows, strict=True))
+
     # -- k-means|| -----------------------------------------------------------------------------
 
     def kmeans_parallel(
@@ -587,6 +609,18 @@ def _partition_labels(batch: Batch, centers: np.ndarray, backend: CPUBackend) ->
         return np.empty(0, dtype=np.int32)
     assignment, _ = backend.assign_accumulate(batch.X, centers, accumulate=False)
     return assignment.labels
+
+
+def _partition_write_labels(
+    batch: Batch, target: Path, centers: np.ndarray, backend: CPUBackend, ambiguity: float
+) -> int:
+    """Write the labels file of one partition; return its rows."""
+
+    def nearest_two(X: np.ndarray):
+        assignment, _ = backend.assign_accumulate(X, centers, accumulate=False)
+        return assignment
+
+    return write_labels_file(target, [batch], nearest_two, ambiguity)
 
 
 def _take(batch: Batch, rows: np.ndarray) -> Batch:

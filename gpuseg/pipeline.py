@@ -47,8 +47,9 @@ def assign(
     ----------
     model : KMeans
         A fitted estimator (its ``cluster_centers_`` are used).
-    source : ParquetSource
-        The rows to label; its ``id_column`` becomes ``customer_id`` in the output.
+    source : ParquetSource or DaskSource
+        The rows to label; its ``id_column`` becomes ``customer_id`` in the output. A
+        :class:`gpuseg.distributed.DaskSource` writes one file per partition from its workers.
     output_dir : path
         Directory for the output files and the ``_SUCCESS`` manifest written last.
     ambiguity : float, default 0.1
@@ -83,6 +84,11 @@ def assign(
         return assignment
 
     report = LabelsReport(prepare_output_dir(output_dir, overwrite))
+    if hasattr(source, "write_labels"):  # a cluster source writes from its workers
+        written = source.write_labels(centers, backend, report.output_dir, ambiguity)
+        report.files, report.rows = [n for n, _ in written], [r for _, r in written]
+        write_manifest(report)
+        return report
     with tqdm(
         total=source.n_samples, desc="assign", unit="rows", unit_scale=True, disable=not progress
     ) as bar:

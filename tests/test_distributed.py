@@ -280,3 +280,27 @@ def test_client_argument(client, data):
     assert own.status == "closed" and client.status == "running"
     with pytest.raises(TypeError, match=r"client=3 should be a distributed\.Client"):
         DaskSource.from_parquet(folder, FEATURES, client=3)
+
+
+def test_labels_written_from_the_workers_match_the_local_ones(client, tmp_path):
+    from gpuseg.pipeline import assign
+
+    rng = np.random.default_rng()
+    directory = tmp_path / "customers"
+    directory.mkdir()
+    for index in range(3):
+        frame = pd.DataFrame(rng.standard_normal((500, 4)), columns=list("abcd"))
+        frame.insert(0, "customer_id", np.arange(500) + 500 * index)
+        frame.to_parquet(directory / f"part-{index}.parquet", index=False)
+    local = ParquetSource(directory, id_column="customer_id")
+    km = KMeans(3, random_state=0).fit(local)
+    local_report = assign(km, local, tmp_path / "local")
+    with DaskSource.from_parquet(directory, id_column="customer_id", client=client) as source:
+        cluster_report = assign(km, source, tmp_path / "cluster")
+    assert cluster_report.rows == local_report.rows == [500, 500, 500]
+    read = lambda root, files: pd.concat(pd.read_parquet(root / f) for f in files)  # noqa: E731
+    pd.testing.assert_frame_equal(
+        read(tmp_path / "local", local_report.files).reset_index(drop=True),
+        read(tmp_path / "cluster", cluster_report.files).reset_index(drop=True),
+    )
+    assert (tmp_path / "cluster" / "_SUCCESS").exists()
