@@ -1,0 +1,662 @@
+"""Segment profiles from streamed, mergeable per-segment statistics of the raw features.
+
+A :class:`ProfileAccumulator` is fed blocks of raw (untransformed) customer features with their
+segment labels, in any number of blocks, processes or workers, and partial accumulators are merged
+with :meth:`ProfileAccumulator.merge`. Everything it keeps is exact or has a stated error bound:
+
+- counts per segment (int64, exact), and per segment and feature the mean and the centred sum of
+  squares ``M2``, merged block by block with Chan et al.'s pairwise update in float64 (no
+  ``sum(x^2) - n mean^2`` cancellation);
+- the revenue per segment, the float64 sum of ``money_column``, when there is one;
+- the number of ambiguous customers per segment, when labels come with the ``ambiguous`` flag
+  (see :mod:`gpuseg.labels`);
+- medians. While the accumulator has seen at most ``exact_rows`` rows it keeps them and medians
+  are exact (``numpy.median``). Past that, and always when ``exact_rows=0``, medians come from a
+  DDSketch (Masson, Rim and Lee, VLDB 2019): values are counted in logarithmic buckets
+  ``ceil(log_gamma |x|)`` with ``gamma = (1 + alpha) / (1 - alpha)``, separately for each sign,
+  and values with ``|x| < 1e-9`` in a zero bucket. Bucket counts add, so the sketch merges
+  exactly and the result does not depend on how the rows were split into blocks or in which
+  order partials were merged. The median it returns, the middle of the bucket holding the
+  ``floor((n - 1) / 2)``-th smallest value ``x_lo``, is within ``alpha * |x_lo|`` of ``x_lo``
+  (within ``1e-9`` of 0 for the zero bucket); the default ``alpha = 0.005`` is 0.5%.
+
+The profile reports, per segment ``j`` and feature ``f``::
+
+    share[j]      = n_j / n
+    revenue[j]    = sum of money_column over j / its sum over everyone
+    lift[j, f]    = mean[j, f] / overall_mean[f] - 1          (NaN when overall_mean is 0)
+    z[j, f]       = (mean[j, f] - overall_mean[f]) / overall_std[f]   (NaN when the std is 0)
+
+where the standard deviations are population ones (``ddof=0``) over all customers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_EXACT_ROWS = 200_000
+DEFAULT_ALPHA = 0.005
+# Values nearer 0 than this share the zero bucket of the sketch.
+_ZERO = 1e-9
+# The bucket index of a value is stored with its sign in 22 bits, under the segment and feature
+# (at alpha=0.001 the largest float64 has index about 365,000, far below 2**21).
+_KEY_BITS = 22
+
+
+class QuantileSketch:
+    """A DDSketch of many ``(group, value)`` pairs: relative-error quantiles per group, mergeable.
+
+    Parameters
+    ----------
+    n_groups : int
+        Number of groups (``n_segments * n_features`` for a profile).
+    alpha : float, default 0.005
+        Relative accuracy, between 0.001 and 0.1.
+
+    Examples
+    --------
+    >>> sketch = QuantileSketch(1, alpha=0.01)
+    >>> sketch.add(np.zeros(5, dtype=np.int64), np.array([1.0, 2.0, 3.0, 4.0, 100.0]))
+    >>> abs(float(sketch.quantile(0.5)[0]) - 3.0) <= 0.01 * 3.0
+    True
+    """
+
+    def __init__(self, n_groups: int, alpha: float = DEFAULT_ALPHA) -> None:
+        if not 0.001 <= alpha <= 0.1:
+            raise ValueError(f"alpha={alpha!r} should be between 0.001 and 0.1.")
+        self.n_groups = int(n_groups)
+        self.alpha = float(alpha)
+        self._log_gamma = math.log((1 + alpha) / (1 - alpha))
+        # Shifts bucket indices so that the bucket of _ZERO is 1: signed indices stay compact.
+        self._offset = 1 - math.ceil(math.log(_ZERO) / self._log_gamma)
+        self.keys = np.empty(0, dtype=np.int64)
+        self.counts = np.empty(0, dtype=np.int64)
+
+    def _bucket(self, values: np.ndarray) -> np.ndarray:
+        """Ordered bucket index of every value: 0 for the zero bucket, signed otherwise."""
+        magnitude = np.abs(values)
+        nonzero = magnitude >= _ZERO
+        index = np.zeros(values.shape, dtype=np.int64)
+        logs = np.log(magnitude[nonzero]) / self._log_gamma
+        index[nonzero] = np.ceil(logs).astype(np.int64) + self._offset
+        return np.where(values < 0, -index, index)
+
+    def add(self, groups: np.ndarray, values: np.ndarray) -> None:
+        """Count ``values`` (finite float) into their ``groups`` (int, ``0 <= g < n_groups``)."""
+        groups = np.asarray(groups, dtype=np.int64)
+        ordered = self._bucket(np.asarray(values, dtype=np.float64))
+        if ordered.size == 0:
+            return
+        low_group, low_bucket = int(groups.min()), int(ordered.min())
+        width = int(ordered.max()) - low_bucket + 1
+        span = (int(groups.max()) - low_group + 1) * width
+        if span <= 4 * ordered.size + 4096:  # counting beats sorting when the buckets are dense
+            dense = np.bincount(
+                (groups - low_group) * width + (ordered - low_bucket), minlength=span
+            )
+            cells = np.flatnonzero(dense)
+            groups, ordered = cells // width + low_group, cells % width + low_bucket
+            counts = dense[cells]
+        else:
+            keys, counts = np.unique(self._key(groups, ordered), return_counts=True)
+            self._fold(keys, counts)
+            return
+        self._fold(self._key(groups, ordered), counts.astype(np.int64))
+
+    @staticmethod
+    def _key(groups: np.ndarray, ordered: np.ndarray) -> np.ndarray:
+        """One sortable int64 per (group, bucket): group first, then bucket in value order."""
+        return (groups << _KEY_BITS) + (ordered + (1 << (_KEY_BITS - 1)))
+
+    def merge(self, other: QuantileSketch) -> None:
+        """Add the counts of ``other`` (same ``n_groups`` and ``alpha``) into this sketch."""
+        if other.n_groups != self.n_groups or other.alpha != self.alpha:
+            raise ValueError(
+                f"cannot merge a sketch of n_groups={other.n_groups}, alpha={other.alpha} into "
+                f"one of n_groups={self.n_groups}, alpha={self.alpha}."
+            )
+        self._fold(other.keys, other.counts)
+
+    def _fold(self, keys: np.ndarray, counts: np.ndarray) -> None:
+        unique, inverse = np.unique(np.concatenate([self.keys, keys]), return_inverse=True)
+        total = np.bincount(inverse, weights=np.concatenate([self.counts, counts]))
+        self.keys, self.counts = unique, np.rint(total).astype(np.int64)
+
+    def _value(self, ordered: np.ndarray) -> np.ndarray:
+        """The value a bucket stands for: ``2 gamma^i / (gamma + 1)``, signed; 0 for zero."""
+        index = np.abs(ordered) - self._offset
+        gamma = (1 + self.alpha) / (1 - self.alpha)
+        value = 2.0 * np.exp(index * self._log_gamma) / (gamma + 1.0)
+        return np.where(ordered == 0, 0.0, np.sign(ordered) * value)
+
+    def quantile(self, q: float) -> np.ndarray:
+        """The ``q``-quantile of every group (the ``floor(q (n - 1))``-th smallest), NaN if empty.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_groups,)
+        """
+        result = np.full(self.n_groups, np.nan)
+        if self.keys.size == 0:
+            return result
+        groups = self.keys >> _KEY_BITS
+        ordered = (self.keys & ((1 << _KEY_BITS) - 1)) - (1 << (_KEY_BITS - 1))
+        starts = np.searchsorted(groups, np.arange(self.n_groups + 1))
+        cumulative = np.cumsum(self.counts)
+        before = np.concatenate([[0], cumulative])[starts[:-1]]
+        totals = np.concatenate([[0], cumulative])[starts[1:]] - before
+        present = totals > 0
+        rank = np.floor(q * (totals[present] - 1)).astype(np.int64)
+        position = np.searchsorted(cumulative, before[present] + rank, side="right")
+        result[present] = self._value(ordered[position])
+        return result
+
+
+def _chan_merge(count_a, mean_a, m2_a, count_b, mean_b, m2_b):
+    """Pairwise merge of (count, mean, M2) summaries (Chan, Golub and LeVeque).
+
+    Counts are int64 of shape ``(k,)``, means and M2 float64 of shape ``(k, n_features)``.
+    """
+    count = count_a + count_b
+    safe = np.maximum(count, 1)[:, None]
+    delta = mean_b - mean_a
+    mean = mean_a + delta * (count_b[:, None] / safe)
+    m2 = m2_a + m2_b + delta * delta * (count_a[:, None] * (count_b[:, None] / safe))
+    return count, mean, m2
+
+
+class ProfileAccumulator:
+    """Streamed, mergeable per-segment statistics of raw features, turned into a profile.
+
+    Parameters
+    ----------
+    feature_names : sequence of str
+        Columns of the frames to profile, in this order.
+    n_clusters : int
+        Number of segments; labels are ``0 .. n_clusters - 1``.
+    money_column : str, optional
+        A column (a feature or not) whose total per segment gives the share of revenue.
+    exact_rows : int, default 200_000
+        Rows kept for exact medians; past this many rows medians come from the sketch.
+    alpha : float, default 0.005
+        Relative accuracy of the median sketch.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"spend": [10.0, 20.0, 30.0, 100.0], "orders": [1, 1, 2, 8]})
+    >>> acc = ProfileAccumulator(["spend", "orders"], n_clusters=2, money_column="spend")
+    >>> acc.add(frame, np.array([0, 0, 0, 1]))
+    >>> profile = acc.profile()
+    >>> profile.sizes.tolist(), profile.revenue_share.round(3).tolist()
+    ([3, 1], [0.375, 0.625])
+    """
+
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        n_clusters: int,
+        money_column: str | None = None,
+        *,
+        exact_rows: int = DEFAULT_EXACT_ROWS,
+        alpha: float = DEFAULT_ALPHA,
+    ) -> None:
+        if isinstance(feature_names, str) or len(feature_names) == 0:
+            raise ValueError(
+                f"feature_names={feature_names!r} should be a non-empty list of column names."
+            )
+        if not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
+            raise ValueError(f"n_clusters={n_clusters!r} should be an integer >= 1.")
+        if exact_rows < 0:
+            raise ValueError(f"exact_rows={exact_rows!r} should be >= 0.")
+        self.feature_names = list(feature_names)
+        self.n_clusters = int(n_clusters)
+        self.money_column = money_column
+        self.exact_rows = int(exact_rows)
+        n_features = len(self.feature_names)
+        self.counts = np.zeros(self.n_clusters, dtype=np.int64)
+        self.means = np.zeros((self.n_clusters, n_features))
+        self.m2 = np.zeros((self.n_clusters, n_features))
+        self.revenue = np.zeros(self.n_clusters)
+        self.ambiguous = np.zeros(self.n_clusters, dtype=np.int64)
+        self.has_ambiguous = False
+        self.sketch = QuantileSketch(self.n_clusters * n_features, alpha)
+        # Kept rows for exact medians, (labels, values); None once more than exact_rows were seen.
+        self._kept: list[tuple[np.ndarray, np.ndarray]] | None = []
+
+    @property
+    def n_rows(self) -> int:
+        """Rows added so far."""
+        return int(self.counts.sum())
+
+    def add(
+        self, frame_block: pd.DataFrame, labels: np.ndarray, ambiguous: np.ndarray | None = None
+    ) -> None:
+        """Fold one block of customers into the statistics.
+
+        Parameters
+        ----------
+        frame_block : pandas.DataFrame
+            Raw features (and ``money_column``) of the block's customers; other columns ignored.
+        labels : array-like of int, shape (n_rows,)
+            Segment of every row.
+        ambiguous : array-like of bool, shape (n_rows,), optional
+            The ``ambiguous`` flag of the labels; give it for every block or for none.
+
+        Examples
+        --------
+        >>> acc = ProfileAccumulator(["x"], 2)
+        >>> acc.add(pd.DataFrame({"x": [1.0, 3.0]}), [0, 1], ambiguous=[False, True])
+        >>> acc.counts.tolist(), acc.ambiguous.tolist()
+        ([1, 1], [0, 1])
+        """
+        missing = [c for c in self._needed() if c not in frame_block.columns]
+        if missing:
+            raise ValueError(
+                f"frame_block has no column {missing[0]!r}; it has {list(frame_block.columns)}."
+            )
+        labels = np.asarray(labels)
+        if labels.shape != (len(frame_block),):
+            raise ValueError(
+                f"labels.shape == {labels.shape}, expected ({len(frame_block)},) "
+                "(one per row of frame_block)."
+            )
+        labels = labels.astype(np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= self.n_clusters):
+            raise ValueError(
+                f"labels should be in [0, {self.n_clusters}); got values from {labels.min()} "
+                f"to {labels.max()}."
+            )
+        values = frame_block[self.feature_names].to_numpy(np.float64)
+        if not np.isfinite(values).all():
+            column = self.feature_names[int(np.nonzero(~np.isfinite(values).all(0))[0][0])]
+            raise ValueError(f"column {column!r} has NaN or infinite values; profile finite data.")
+        k, n_features = self.n_clusters, values.shape[1]
+        counts = np.bincount(labels, minlength=k)
+        means = np.empty((k, n_features))
+        m2 = np.empty((k, n_features))
+        for f in range(n_features):
+            means[:, f] = np.bincount(labels, weights=values[:, f], minlength=k)
+        means /= np.maximum(counts, 1)[:, None]
+        for f in range(n_features):
+            centred = values[:, f] - means[labels, f]
+            m2[:, f] = np.bincount(labels, weights=centred * centred, minlength=k)
+        self.counts, self.means, self.m2 = _chan_merge(
+            self.counts, self.means, self.m2, counts, means, m2
+        )
+        if self.money_column is not None:
+            money = frame_block[self.money_column].to_numpy(np.float64)
+            self.revenue += np.bincount(labels, weights=money, minlength=k)
+        if ambiguous is not None:
+            ambiguous = np.asarray(ambiguous, dtype=bool)
+            self.ambiguous += np.bincount(labels[ambiguous], minlength=k)
+            self.has_ambiguous = True
+        groups = labels[:, None] * n_features + np.arange(n_features)
+        self.sketch.add(groups.ravel(), values.ravel())
+        if self._kept is not None:
+            self._kept.append((labels, values))
+            self._drop_kept_past_limit()
+
+    def merge(self, other: ProfileAccumulator) -> None:
+        """Fold another accumulator over the same features and segments into this one.
+
+        Examples
+        --------
+        >>> a, b = ProfileAccumulator(["x"], 1), ProfileAccumulator(["x"], 1)
+        >>> a.add(pd.DataFrame({"x": [1.0]}), [0]); b.add(pd.DataFrame({"x": [3.0]}), [0])
+        >>> a.merge(b); float(a.means[0, 0])
+        2.0
+        """
+        if other.feature_names != self.feature_names or other.n_clusters != self.n_clusters:
+            raise ValueError(
+                "cannot merge profile statistics of other features or another number of "
+                f"segments: {other.feature_names} x {other.n_clusters} into "
+                f"{self.feature_names} x {self.n_clusters}."
+            )
+        if other.money_column != self.money_column:
+            raise ValueError(
+                f"money_column={other.money_column!r} differs from {self.money_column!r}."
+            )
+        self.counts, self.means, self.m2 = _chan_merge(
+            self.counts, self.means, self.m2, other.counts, other.means, other.m2
+        )
+        self.revenue += other.revenue
+        self.ambiguous += other.ambiguous
+        self.has_ambiguous |= other.has_ambiguous
+        self.sketch.merge(other.sketch)
+        if self._kept is not None and other._kept is not None:
+            self._kept.extend(other._kept)
+            self._drop_kept_past_limit()
+        else:
+            self._kept = None
+
+    def _needed(self) -> list[str]:
+        extra = [self.money_column] if self.money_column is not None else []
+        return [*self.feature_names, *(c for c in extra if c not in self.feature_names)]
+
+    def _drop_kept_past_limit(self) -> None:
+        if self.n_rows > self.exact_rows:
+            self._kept = None
+
+    def medians(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Medians per segment and overall, and whether they are exact.
+
+        Returns
+        -------
+        segment_medians : ndarray of shape (n_clusters, n_features)
+        overall_medians : ndarray of shape (n_features,)
+        exact : bool
+            False when they come from the sketch (relative error at most ``alpha``).
+
+        Examples
+        --------
+        >>> acc = ProfileAccumulator(["x"], 1)
+        >>> acc.add(pd.DataFrame({"x": [1.0, 2.0, 10.0]}), [0, 0, 0])
+        >>> acc.medians()[1].tolist()
+        [2.0]
+        """
+        n_features = len(self.feature_names)
+        if self._kept is not None:
+            segment = np.full((self.n_clusters, n_features), np.nan)
+            if not self._kept:
+                return segment, np.full(n_features, np.nan), True
+            labels = np.concatenate([kept[0] for kept in self._kept])
+            values = np.concatenate([kept[1] for kept in self._kept])
+            order = np.argsort(labels, kind="stable")
+            bounds = np.searchsorted(labels[order], np.arange(self.n_clusters + 1))
+            for j in range(self.n_clusters):
+                if bounds[j + 1] > bounds[j]:
+                    rows = order[bounds[j] : bounds[j + 1]]
+                    segment[j] = np.median(values[rows], axis=0)
+            return segment, np.median(values, axis=0), True
+        segment = self.sketch.quantile(0.5).reshape(self.n_clusters, n_features)
+        overall = QuantileSketch(n_features, self.sketch.alpha)
+        groups = (self.sketch.keys >> _KEY_BITS) % n_features
+        low = self.sketch.keys & ((1 << _KEY_BITS) - 1)
+        overall._fold((groups << _KEY_BITS) + low, self.sketch.counts)
+        return segment, overall.quantile(0.5), False
+
+    def profile(self, names: Sequence[str] | None = None) -> SegmentProfile:
+        """The profile of everything added so far.
+
+        Parameters
+        ----------
+        names : sequence of str, optional
+            A name per segment (see :mod:`gpuseg.naming`), shown in the outputs.
+
+        Returns
+        -------
+        SegmentProfile
+
+        Examples
+        --------
+        >>> acc = ProfileAccumulator(["x"], 2)
+        >>> acc.add(pd.DataFrame({"x": [1.0, 3.0, 5.0]}), [0, 1, 1])
+        >>> profile = acc.profile(names=["low", "high"])
+        >>> profile.lift[:, 0].tolist(), profile.segment_name(1)
+        ([-0.6666666666666667, 0.33333333333333326], 'high')
+        """
+        if self.n_rows == 0:
+            raise ValueError("no rows were added; profile at least one row.")
+        n = self.n_rows
+        _, overall_mean, overall_m2 = _chan_merge_all(self.counts, self.means, self.m2)
+        overall_std = np.sqrt(overall_m2 / n)
+        present = self.counts > 0
+        means = np.where(present[:, None], self.means, np.nan)
+        stds = np.where(
+            present[:, None], np.sqrt(self.m2 / np.maximum(self.counts, 1)[:, None]), np.nan
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lift = np.where(overall_mean != 0, means / overall_mean - 1.0, np.nan)
+            z = np.where(overall_std > 0, (means - overall_mean) / overall_std, np.nan)
+        segment_medians, overall_medians, exact = self.medians()
+        revenue_share = None
+        if self.money_column is not None:
+            total = self.revenue.sum()
+            revenue_share = self.revenue / total if total != 0 else np.full(self.n_clusters, np.nan)
+        ambiguous_share = None
+        if self.has_ambiguous:
+            ambiguous_share = np.where(present, self.ambiguous / np.maximum(self.counts, 1), np.nan)
+        return SegmentProfile(
+            feature_names=list(self.feature_names),
+            sizes=self.counts.copy(),
+            shares=self.counts / n,
+            means=means,
+            stds=stds,
+            medians=segment_medians,
+            lift=lift,
+            z=z,
+            overall_mean=overall_mean,
+            overall_std=overall_std,
+            overall_median=overall_medians,
+            medians_exact=exact,
+            median_alpha=None if exact else self.sketch.alpha,
+            revenue_share=revenue_share,
+            ambiguous_share=ambiguous_share,
+            money_column=self.money_column,
+            names=None if names is None else list(names),
+        )
+
+
+def _chan_merge_all(counts: np.ndarray, means: np.ndarray, m2: np.ndarray):
+    """Merge the per-segment summaries into one, segment after segment (a fixed order)."""
+    count = np.zeros(1, dtype=np.int64)
+    mean, total_m2 = np.zeros((1, means.shape[1])), np.zeros((1, means.shape[1]))
+    for j in range(counts.shape[0]):
+        count, mean, total_m2 = _chan_merge(
+            count, mean, total_m2, counts[j : j + 1], means[j : j + 1], m2[j : j + 1]
+        )
+    return int(count[0]), mean[0], total_m2[0]
+
+
+@dataclass
+class SegmentProfile:
+    """Per-segment sizes, shares and feature statistics, with JSON, Markdown and pandas views.
+
+    Arrays are indexed ``[segment]`` or ``[segment, feature]``; a segment with no customers has
+    NaN statistics. ``revenue_share`` is None without a money column and ``ambiguous_share``
+    without ambiguity flags.
+    """
+
+    feature_names: list[str]
+    sizes: np.ndarray
+    shares: np.ndarray
+    means: np.ndarray
+    stds: np.ndarray
+    medians: np.ndarray
+    lift: np.ndarray
+    z: np.ndarray
+    overall_mean: np.ndarray
+    overall_std: np.ndarray
+    overall_median: np.ndarray
+    medians_exact: bool = True
+    median_alpha: float | None = None
+    revenue_share: np.ndarray | None = None
+    ambiguous_share: np.ndarray | None = None
+    money_column: str | None = None
+    names: list[str] | None = field(default=None)
+
+    @property
+    def n_clusters(self) -> int:
+        """Number of segments."""
+        return int(self.sizes.shape[0])
+
+    def segment_name(self, j: int) -> str:
+        """The name of segment ``j``, or ``"segment j"`` when unnamed."""
+        return self.names[j] if self.names else f"segment {j}"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per segment: size, shares, then ``<feature>_mean/_median/_lift/_z`` columns.
+
+        Examples
+        --------
+        >>> acc = ProfileAccumulator(["x"], 2)
+        >>> acc.add(pd.DataFrame({"x": [1.0, 3.0]}), [0, 1])
+        >>> acc.profile().to_frame()[["size", "x_mean", "x_z"]].to_dict("list")
+        {'size': [1, 1], 'x_mean': [1.0, 3.0], 'x_z': [-1.0, 1.0]}
+        """
+        columns: dict[str, np.ndarray | list] = {}
+        if self.names:
+            columns["name"] = list(self.names)
+        columns["size"] = self.sizes
+        columns["share"] = self.shares
+        if self.revenue_share is not None:
+            columns["revenue_share"] = self.revenue_share
+        if self.ambiguous_share is not None:
+            columns["ambiguous_share"] = self.ambiguous_share
+        for f, name in enumerate(self.feature_names):
+            columns[f"{name}_mean"] = self.means[:, f]
+            columns[f"{name}_median"] = self.medians[:, f]
+            columns[f"{name}_lift"] = self.lift[:, f]
+            columns[f"{name}_z"] = self.z[:, f]
+        frame = pd.DataFrame(columns)
+        frame.index.name = "segment"
+        return frame
+
+    def to_dict(self) -> dict:
+        """A JSON-safe dict (NaN becomes None): overall statistics and a list of segments.
+
+        Examples
+        --------
+        >>> acc = ProfileAccumulator(["x"], 1)
+        >>> acc.add(pd.DataFrame({"x": [2.0]}), [0])
+        >>> acc.profile().to_dict()["segments"][0]["features"]["x"]["mean"]
+        2.0
+        """
+        segments = []
+        for j in range(self.n_clusters):
+            entry = {
+                "segment": j,
+                "name": self.segment_name(j),
+                "size": int(self.sizes[j]),
+                "share": _num(self.shares[j]),
+                "revenue_share": (
+                    None if self.revenue_share is None else _num(self.revenue_share[j])
+                ),
+                "ambiguous_share": (
+                    None if self.ambiguous_share is None else _num(self.ambiguous_share[j])
+                ),
+                "features": {
+                    name: {
+                        "mean": _num(self.means[j, f]),
+                        "median": _num(self.medians[j, f]),
+                        "std": _num(self.stds[j, f]),
+                        "lift": _num(self.lift[j, f]),
+                        "z": _num(self.z[j, f]),
+                    }
+                    for f, name in enumerate(self.feature_names)
+                },
+            }
+            segments.append(entry)
+        return {
+            "n_customers": int(self.sizes.sum()),
+            "n_segments": self.n_clusters,
+            "money_column": self.money_column,
+            "medians": "exact" if self.medians_exact else f"DDSketch, alpha={self.median_alpha}",
+            "overall": {
+                name: {
+                    "mean": _num(self.overall_mean[f]),
+                    "median": _num(self.overall_median[f]),
+                    "std": _num(self.overall_std[f]),
+                }
+                for f, name in enumerate(self.feature_names)
+            },
+            "segments": segments,
+        }
+
+    def to_json(self, indent: int | None = 1) -> str:
+        """``to_dict()`` as strict JSON text.
+
+        Examples
+        --------
+        >>> acc = ProfileAccumulator(["x"], 2)
+        >>> acc.add(pd.DataFrame({"x": [2.0]}), [0])
+        >>> '"mean": null' in acc.profile().to_json()  # the empty segment
+        True
+        """
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def to_markdown(self, digits: int = 3) -> str:
+        """Two Markdown tables: segments (size and shares), then feature means with their lift.
+
+        Examples
+        --------
+        >>> acc = ProfileAccumulator(["x"], 1)
+        >>> acc.add(pd.DataFrame({"x": [2.0]}), [0])
+        >>> print(acc.profile().to_markdown().splitlines()[0])
+        | segment | name | customers | share |
+        """
+        head = ["segment", "name", "customers", "share"]
+        if self.revenue_share is not None:
+            head.append("revenue share")
+        if self.ambiguous_share is not None:
+            head.append("ambiguous")
+        rows = []
+        for j in range(self.n_clusters):
+            row = [str(j), self.segment_name(j), f"{int(self.sizes[j]):,}", _pct(self.shares[j])]
+            if self.revenue_share is not None:
+                row.append(_pct(self.revenue_share[j]))
+            if self.ambiguous_share is not None:
+                row.append(_pct(self.ambiguous_share[j]))
+            rows.append(row)
+        lines = _table(head, rows)
+        feature_head = ["feature", "all", *(self.segment_name(j) for j in range(self.n_clusters))]
+        feature_rows = []
+        for f, name in enumerate(self.feature_names):
+            cells = [name, _fmt(self.overall_mean[f], digits)]
+            for j in range(self.n_clusters):
+                lift = self.lift[j, f]
+                shown = "" if not np.isfinite(lift) else f" ({lift:+.0%})"
+                cells.append(f"{_fmt(self.means[j, f], digits)}{shown}")
+            feature_rows.append(cells)
+        note = "Feature means per segment (lift against all customers in brackets)."
+        return "\n".join([*lines, "", note, "", *_table(feature_head, feature_rows)]) + "\n"
+
+
+def profile_frame(
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    feature_names: Sequence[str],
+    n_clusters: int,
+    *,
+    money_column: str | None = None,
+    ambiguous: np.ndarray | None = None,
+    names: Sequence[str] | None = None,
+) -> SegmentProfile:
+    """Profile one in-memory frame (one block through a :class:`ProfileAccumulator`).
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"x": [1.0, 2.0, 9.0]})
+    >>> profile_frame(frame, [0, 0, 1], ["x"], 2).means[:, 0].tolist()
+    [1.5, 9.0]
+    """
+    acc = ProfileAccumulator(feature_names, n_clusters, money_column, exact_rows=len(frame))
+    acc.add(frame, labels, ambiguous)
+    return acc.profile(names)
+
+
+def _num(value) -> float | None:
+    """A float for JSON, None for NaN or infinity."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _pct(value: float) -> str:
+    return "" if not np.isfinite(value) else f"{value:.1%}"
+
+
+def _fmt(value: float, digits: int) -> str:
+    return "" if not np.isfinite(value) else f"{value:.{digits}g}"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    escape = [[cell.replace("|", "\\|") for cell in row] for row in [head, *rows]]
+    lines = ["| " + " | ".join(row) + " |" for row in escape]
+    lines.insert(1, "|" + "|".join("---" for _ in head) + "|")
+    return lines
