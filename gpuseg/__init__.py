@@ -1,7 +1,8 @@
 """gpuseg: customer segmentation at scale with streamed K-means on CPU and GPU."""
 
-from gpuseg.estimator import KMeans
-
 __version__ = "0.1.0"
 
-__all__ = ["KMeans", "__version__"]
+from gpuseg.estimator import KMeans
+from gpuseg.model import SegmentationModel, load
+
+__all__ = ["KMeans", "SegmentationModel", "__version__", "load"]

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import numpy as np
@@ -31,6 +31,9 @@ from fsspec.implementations.local import LocalFileSystem
 
 from gpuseg.batches import DEFAULT_BLOCK_ROWS, Batch
 from gpuseg.errors import DataError
+
+if TYPE_CHECKING:
+    from gpuseg.plan import FeaturePlan
 
 # Record batches are decoded at most this long; blocks are assembled from them.
 _SCAN_BATCH_ROWS = 1 << 16
@@ -72,15 +75,18 @@ class ParquetSource:
         Passed to fsspec for URLs (credentials, endpoint...).
     retries : int, default 2
         How many times a read failing with ``OSError`` is tried again before a ``DataError``.
+    plan : gpuseg.plan.FeaturePlan, optional
+        A fitted feature plan: its input columns are read (categorical ones may be strings) and
+        every block is ``plan.transform`` of its rows. Not with ``columns``.
 
     Attributes
     ----------
     files : list of str
         The data files, sorted; URLs keep their protocol.
     columns : list of str
-        The feature columns.
+        The feature columns (with ``plan``, its input columns).
     n_features : int
-        ``len(columns)``.
+        ``len(columns)`` (with ``plan``, ``plan.n_features``).
     n_samples : int
         Rows in all files (from the Parquet footers; with ``filters``, counted on first use).
 
@@ -109,10 +115,13 @@ class ParquetSource:
         read_ahead: int = 2,
         storage_options: dict[str, Any] | None = None,
         retries: int = 2,
+        plan: FeaturePlan | None = None,
     ) -> None:
         _check_int("block_rows", block_rows, 1)
         _check_int("read_ahead", read_ahead, 0)
         _check_int("retries", retries, 0)
+        if plan is not None:
+            columns = _plan_columns(plan, columns)
         if isinstance(columns, str):
             raise ValueError(f"columns={columns!r} should be a list of column names, not a str.")
         if columns is not None:
@@ -130,6 +139,8 @@ class ParquetSource:
         self.id_column = id_column
         self.weight_column = weight_column
         self.filters = filters
+        self.plan = plan
+        self.storage_options = storage_options
         self._filter = _as_expression(filters)
 
         self._filesystem, self._paths, self.files = _resolve_paths(path, storage_options or {})
@@ -146,8 +157,11 @@ class ParquetSource:
                 raise DataError("is empty (0 bytes); expected a Parquet file", self.files[index])
             footers.append(footer)
         schemas = [footer.schema.to_arrow_schema() for footer in footers]
-        self.columns = _check_schemas(self.files, schemas, columns, id_column, weight_column)
-        self.n_features = len(self.columns)
+        categorical = [] if plan is None else [s.name for s in plan.columns if s.kind != "numeric"]
+        self.columns = _check_schemas(
+            self.files, schemas, columns, id_column, weight_column, categorical
+        )
+        self.n_features = len(self.columns) if plan is None else plan.n_features
         if self._filter is not None:
             _check_filter(self._filter, schemas[0], self.files[0])
         self._read_columns = list(
@@ -371,14 +385,7 @@ class _BlockBuilder:
     def add(self, data: pa.RecordBatch | pa.Table, index: int, rows: int | np.ndarray) -> None:
         """Append ``data`` (rows of file ``index``; ``rows``: its first row number, or all)."""
         source, n, at = self.source, data.num_rows, self.size
-        for j, name in enumerate(source.columns):
-            self.X[at : at + n, j] = _to_float32(data.column(name))
-        block = self.X[at : at + n]
-        if not np.isfinite(block).all():
-            bad = ~np.isfinite(block)
-            r = int(np.flatnonzero(bad.any(axis=1))[0])
-            j = int(np.flatnonzero(bad[r])[0])
-            raise _bad_value(data, source.columns[j], block[r, j], r, index, rows, source.files)
+        _fill_features(self.X[at : at + n], data, source, index, rows)
         if self.weights is not None:
             name = source.weight_column
             weights = self.weights[at : at + n]
@@ -401,6 +408,41 @@ class _BlockBuilder:
         if self.source.id_column is not None:
             ids = self.ids[0] if len(self.ids) == 1 else np.concatenate(self.ids)
         return Batch(X, weights, ids)
+
+
+def _fill_features(
+    out: np.ndarray,
+    data: pa.RecordBatch | pa.Table,
+    source: ParquetSource,
+    index: int,
+    rows: int | np.ndarray,
+) -> None:
+    """Write the float32 features of ``data`` (rows of file ``index``) into ``out``.
+
+    Without a plan the feature columns are cast to float32 as they are; with one, ``out`` is
+    ``plan.transform(data)``. Either way a bad value raises a DataError naming file and row.
+    """
+    if source.plan is not None:
+        out[:] = source.plan.transform(data, rows=rows, path=source.files[index])
+        return
+    for j, name in enumerate(source.columns):
+        out[:, j] = _to_float32(data.column(name))
+    if not np.isfinite(out).all():
+        bad = ~np.isfinite(out)
+        r = int(np.flatnonzero(bad.any(axis=1))[0])
+        j = int(np.flatnonzero(bad[r])[0])
+        raise _bad_value(data, source.columns[j], out[r, j], r, index, rows, source.files)
+
+
+def _plan_columns(plan: FeaturePlan, columns: Sequence[str] | None) -> list[str]:
+    """The columns a fitted plan reads; ValueError when ``columns`` is also given."""
+    if columns is not None:
+        raise ValueError(
+            f"columns={columns!r} and plan were both given; the plan names its input columns."
+        )
+    if not plan.is_fitted:
+        raise ValueError("plan is not fitted; call plan.fit(data) before passing it.")
+    return plan.input_columns
 
 
 def _bad_value(
@@ -594,8 +636,12 @@ def _check_schemas(
     columns: list[str] | None,
     id_column: str | None,
     weight_column: str | None,
+    categorical: Sequence[str] = (),
 ) -> list[str]:
-    """The feature columns, after checking that every file has them, numeric, of one type."""
+    """The feature columns, after checking that every file has them, numeric, of one type.
+
+    Columns in ``categorical`` (one-hot inputs of a feature plan) may have any type.
+    """
     first, reference = files[0], schemas[0]
     special = [c for c in (id_column, weight_column) if c is not None]
     if columns is None:
@@ -613,6 +659,8 @@ def _check_schemas(
                 name,
             )
     for name in [*features, *([weight_column] if weight_column is not None else [])]:
+        if name in categorical:
+            continue
         kind = reference.field(name).type
         if not _is_numeric(kind):
             raise DataError(f"has type {kind}; {_EXPECTED_NUMERIC}", first, name)

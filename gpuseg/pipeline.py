@@ -27,8 +27,11 @@ def file_sources(source: ParquetSource) -> list[ParquetSource]:
         "block_rows": source.block_rows,
         "read_ahead": source.read_ahead,
         "retries": source.retries,
+        "storage_options": source.storage_options,
+        "plan": source.plan,
     }
-    read = (source.columns, source.id_column, source.weight_column)
+    columns = None if source.plan is not None else source.columns
+    read = (columns, source.id_column, source.weight_column)
     return [ParquetSource(path, *read, **options) for path in source.files]
 
 
