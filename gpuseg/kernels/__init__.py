@@ -23,13 +23,17 @@ __all__ = [
     "uses_gemm",
 ]
 
-# Above this many centre coordinates BLAS beats the direct kernel on the machines measured.
-_GEMM_MIN_CENTER_VALUES = 1024
+# From this many centre coordinates, with rows this wide, BLAS beats the direct kernel (measured on
+# an AVX-512 Zen 4 core with OpenBLAS: k=256, d=32 about 8% faster, k=1024, d=64 about 2x faster;
+# k=64, d=32 and k=1024, d=16 still faster direct). On narrower rows sgemm's inner dimension is too
+# short to pay for the extra pass over the products. benchmarks/bench_kernels.py reproduces this.
+_GEMM_MIN_CENTER_VALUES = 8192
+_GEMM_MIN_FEATURES = 32
 
 
 def uses_gemm(n_clusters: int, n_features: int) -> bool:
     """Whether the fused pass goes through the matrix-product path for this size."""
-    return n_clusters * n_features >= _GEMM_MIN_CENTER_VALUES
+    return n_clusters * n_features >= _GEMM_MIN_CENTER_VALUES and n_features >= _GEMM_MIN_FEATURES
 
 
 def assign_accumulate(

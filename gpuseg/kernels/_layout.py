@@ -1,7 +1,11 @@
-"""How a block of rows is cut into chunks whose partial sums are reduced in a fixed order.
+"""How a block of rows is cut into chunks and tiles, and the per-tile helpers both CPU paths share.
 
 The layout depends only on the block's shape and the number of centres, never on the number of
 threads, so the same block gives bitwise-identical totals on any machine and any thread count.
+Inside a chunk, rows are worked through in tiles of ``TILE_ROWS``: the CPU kernels keep a tile's
+per-centre distances in small scratch arrays laid out ``(..., TILE_ROWS)``, so that the loops over a
+tile's rows are the innermost ones and LLVM vectorises them (numba leaves the SLP vectoriser off, so
+loops over a handful of centres or features would otherwise stay scalar).
 """
 
 from __future__ import annotations
@@ -10,12 +14,19 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 # Keeps every chunk's partial sums together under this many bytes, so large k x n_features does
 # not multiply memory by the chunk count.
 _PARTIALS_BUDGET_BYTES = 32 * 2**20
 _MAX_CHUNKS = 256
 _MIN_ROWS_PER_CHUNK = 2048
+
+# Rows per tile: a multiple of the 16 float32 lanes of AVX-512, and small enough that the
+# transposed tile (n_features x TILE_ROWS float32) stays in L1 for n_features up to ~64.
+TILE_ROWS = 64
 
 # Reassociation lets LLVM vectorise the distance loops; no-NaN/no-inf flags are left out on purpose
 # so that an infinite distance compares as expected.
@@ -32,19 +43,122 @@ def chunk_layout(n_samples: int, n_clusters: int, n_features: int) -> tuple[int,
 
 
 @numba.njit(inline="always")
-def update_two_smallest(d, j, best_d, best_j, second_d, second_j):
-    """Fold distance ``d`` of centre ``j`` into the running nearest and runner-up."""
-    if d < best_d:
-        return d, j, best_d, best_j
-    if d < second_d:
-        return best_d, best_j, d, j
-    return best_d, best_j, second_d, second_j
+def first_distance(d, t, tile_d, tile_j):
+    """Start row ``t``'s nearest (``[0]``) at centre 0 and its runner-up (``[1]``) at none."""
+    tile_d[0, t] = d
+    tile_j[0, t] = 0
+    tile_d[1, t] = np.inf
+    tile_j[1, t] = -1
+
+
+@numba.njit(inline="always")
+def fold_distance(d, j, t, tile_d, tile_j):
+    """Fold distance ``d`` of centre ``j >= 1`` into row ``t``'s running nearest and runner-up.
+
+    Branch-free, so the loop over a tile's rows vectorises. Centres are folded in increasing ``j``,
+    so ties keep the lower index; a NaN distance never compares below and is never picked.
+    """
+    best_d = tile_d[0, t]
+    best_j = tile_j[0, t]
+    second_d = tile_d[1, t]
+    second_j = tile_j[1, t]
+    below_best = d < best_d
+    below_second = d < second_d
+    tile_d[1, t] = best_d if below_best else (d if below_second else second_d)
+    tile_j[1, t] = best_j if below_best else (j if below_second else second_j)
+    tile_d[0, t] = d if below_best else best_d
+    tile_j[0, t] = j if below_best else best_j
+
+
+@numba.njit(inline="always")
+def store_tile(start, n_rows, tile_d, tile_j, labels, distances, second_labels, second_distances):
+    """Copy a tile's nearest and runner-up into the output rows ``start:start + n_rows``."""
+    labels_out = labels[start : start + n_rows]
+    distances_out = distances[start : start + n_rows]
+    second_labels_out = second_labels[start : start + n_rows]
+    second_distances_out = second_distances[start : start + n_rows]
+    for t in range(n_rows):
+        labels_out[t] = tile_j[0, t]
+        distances_out[t] = tile_d[0, t]
+        second_labels_out[t] = tile_j[1, t]
+        second_distances_out[t] = tile_d[1, t]
+
+
+@numba.njit(inline="always")
+def accumulate_row(X, i, w, label, dist, sums, weights):
+    """Add row ``i`` with weight ``w`` to centre ``label``'s float64 sums; return ``w * dist``."""
+    wf = np.float64(w)
+    weights[label] += wf
+    row = X[i]
+    sums_row = sums[label]
+    for f in range(row.shape[0]):
+        sums_row[f] += wf * row[f]
+    return wf * dist
+
+
+@intrinsic
+def add_scaled_row(typingctx, sums_row, row, weight, n_features):
+    """``sums_row[:n] += weight * row[:n]`` in float64, for a literal ``n = n_features`` (CPU only).
+
+    numba compiles with LLVM's SLP vectoriser off, so the scalar loop of :func:`accumulate_row`
+    stays one element at a time; this emits the row as vectors of 4 (a float32 row loads 16 bytes
+    at a time, which never straddles a cache line when numpy's 16-byte-aligned rows have a multiple
+    of 4 features, and ``empty_partials`` aligns the float64 sums to 64 bytes). Both arrays must be
+    contiguous with at least ``n`` elements.
+    """
+    if not isinstance(n_features, types.IntegerLiteral):
+        return None
+    n = n_features.literal_value
+    sig = types.void(sums_row, row, weight, n_features)
+
+    def codegen(context, builder, signature, args):
+        sums_ary = context.make_array(signature.args[0])(context, builder, args[0])
+        row_ary = context.make_array(signature.args[1])(context, builder, args[1])
+        w = context.cast(builder, args[2], signature.args[2], types.float64)
+        for start in range(0, n, 4):
+            width = min(4, n - start)
+            vf = ir.VectorType(ir.FloatType(), width)
+            vd = ir.VectorType(ir.DoubleType(), width)
+            offset = ir.Constant(ir.IntType(64), start)
+            x_ptr = builder.bitcast(builder.gep(row_ary.data, [offset]), vf.as_pointer())
+            s_ptr = builder.bitcast(builder.gep(sums_ary.data, [offset]), vd.as_pointer())
+            w_vec = ir.Constant(vd, ir.Undefined)
+            for lane in range(width):
+                w_vec = builder.insert_element(w_vec, w, ir.Constant(ir.IntType(32), lane))
+            x = builder.fpext(builder.load(x_ptr, align=4), vd)
+            total = builder.fadd(builder.load(s_ptr, align=8), builder.fmul(x, w_vec))
+            builder.store(total, s_ptr, align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# Rows are copied into a tile in pieces of this many float32, moved as one 16- or 8-byte value.
+_GROUP_DTYPES = {4: np.complex128, 2: np.float64, 1: np.float32}
+
+
+def feature_group(n_features: int) -> int:
+    """How many float32 features the tile copy moves at once: 4, 2 or 1, dividing ``n_features``."""
+    return 4 if n_features % 4 == 0 else 2 if n_features % 2 == 0 else 1
+
+
+def grouped_rows(X: np.ndarray) -> np.ndarray:
+    """View ``X``'s rows as ``n_features // feature_group`` wider values (bits unchanged)."""
+    return X.view(_GROUP_DTYPES[feature_group(X.shape[1])])
+
+
+def _aligned_zeros(shape: tuple[int, ...]) -> np.ndarray:
+    """Float64 zeros whose data starts on a 64-byte boundary (a cache line, an AVX-512 vector)."""
+    size = math.prod(shape)
+    buffer = np.zeros(size + 8, dtype=np.float64)
+    skip = (-buffer.ctypes.data % 64) // 8
+    return buffer[skip : skip + size].reshape(shape)
 
 
 def empty_partials(n_chunks: int, n_clusters: int, n_features: int):
-    """Allocate the per-chunk float64 accumulators ``(sums, weights, inertia)``."""
+    """Allocate the per-chunk float64 accumulators ``(sums, weights, inertia)``, 64-byte aligned."""
     return (
-        np.zeros((n_chunks, n_clusters, n_features), dtype=np.float64),
-        np.zeros((n_chunks, n_clusters), dtype=np.float64),
-        np.zeros(n_chunks, dtype=np.float64),
+        _aligned_zeros((n_chunks, n_clusters, n_features)),
+        _aligned_zeros((n_chunks, n_clusters)),
+        _aligned_zeros((n_chunks,)),
     )

@@ -16,9 +16,12 @@ and, when accumulating, the float64 totals::
     inertia    = sum_i w_i distances[i]
 
 Distances are computed directly as sums of squared differences in float32 (no ``|x|^2 - 2x.c``
-cancellation), vectorised across centres; totals are accumulated in float64 per chunk of rows and
-the chunks are reduced in chunk order, so results do not depend on the thread count. Ties go to the
-lower centre index.
+cancellation). Each chunk of rows is worked through in tiles of ``TILE_ROWS`` rows: the tile is
+transposed into a ``(n_features, TILE_ROWS)`` scratch array and every centre's distances are
+computed for the whole tile at once, vectorised across rows, with the loop over features unrolled
+(the kernel is compiled once per ``n_features``, which it holds as a constant). Totals are
+accumulated in float64 per chunk and the chunks are reduced in chunk order, so results do not
+depend on the thread count. Ties go to the lower centre index.
 """
 
 from __future__ import annotations
@@ -26,76 +29,148 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from gpuseg.kernels._layout import FASTMATH, chunk_layout, empty_partials, update_two_smallest
+from gpuseg.kernels._layout import (
+    FASTMATH,
+    TILE_ROWS,
+    add_scaled_row,
+    chunk_layout,
+    empty_partials,
+    feature_group,
+    first_distance,
+    fold_distance,
+    grouped_rows,
+    store_tile,
+)
 from gpuseg.kernels.types import Assignment, ClusterSums
+
+_KERNELS: dict[int, numba.core.registry.CPUDispatcher] = {}
+
+# Features summed per pass over a tile: LLVM fully unrolls a loop of this many (its trip count is a
+# constant), which leaves the loop over the tile's rows innermost, so it vectorises; a longer loop
+# is not unrolled and the whole distance computation would stay scalar.
+FEATURE_BLOCK = 32
 
 
 @numba.njit(inline="always")
-def accumulate_row(X, i, w, label, dist, sums, weights):
-    """Add row ``i`` with weight ``w`` to centre ``label``'s float64 sums; return ``w * dist``."""
-    wf = np.float64(w)
-    weights[label] += wf
-    for f in range(X.shape[1]):
-        sums[label, f] += wf * X[i, f]
-    return wf * dist
+def squared_distance_t(tile_x, t, centers_t, j, start, n_features):
+    """Return the sum over ``f`` in ``start:start + n_features`` of ``(x[f, t] - c[f, j])^2``."""
+    d = np.float32(0.0)
+    for f in range(start, start + n_features):
+        diff = tile_x[f, t] - centers_t[f, j]
+        d += diff * diff
+    return d
 
 
-@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _assign_accumulate_cpu(
-    X,  # IN (n_samples, n_features) float32
-    sample_weight,  # IN (n_samples,) float32, or (1,) when not weighted
-    centers_t,  # IN (n_features, n_clusters) float32, transposed for vectorising over centres
-    rows_per_chunk,  # IN int
-    weighted,  # IN bool
-    accumulate,  # IN bool
-    labels,  # OUT (n_samples,) int32
-    distances,  # OUT (n_samples,) float32
-    second_labels,  # OUT (n_samples,) int32
-    second_distances,  # OUT (n_samples,) float32
-    sums_partial,  # OUT (n_chunks, n_clusters, n_features) float64
-    weights_partial,  # OUT (n_chunks, n_clusters) float64
-    inertia_partial,  # OUT (n_chunks,) float64
-):
-    n_samples, n_features = X.shape
-    n_clusters = centers_t.shape[1]
-    n_chunks = inertia_partial.shape[0]
-    for chunk in numba.prange(n_chunks):
-        start = chunk * rows_per_chunk
-        stop = min(start + rows_per_chunk, n_samples)
-        row_dist = np.empty(n_clusters, dtype=np.float32)
-        sums = sums_partial[chunk]
-        weights = weights_partial[chunk]
-        inertia = 0.0
-        for i in range(start, stop):
-            for j in range(n_clusters):
-                row_dist[j] = 0.0
-            for f in range(n_features):
-                x = X[i, f]
+def _make_assign_accumulate_cpu(n_features: int):
+    """Compile the fused kernel with ``n_features`` a constant: its loops over features unroll."""
+    group = feature_group(n_features)
+    n_groups = n_features // group
+    group_dtype = {4: np.complex128, 2: np.float64, 1: np.float32}[group]
+    tail = n_features % FEATURE_BLOCK if n_features > FEATURE_BLOCK else 0
+
+    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+    def _assign_accumulate_cpu(
+        X,  # IN (n_samples, n_features) float32
+        X_groups,  # IN (n_samples, n_features // group), X's rows viewed as wider values
+        sample_weight,  # IN (n_samples,), or (1,) when not weighted
+        centers_t,  # IN (n_features, n_clusters) float32, transposed: a centre's column is read
+        rows_per_chunk,  # IN int
+        weighted,  # IN bool
+        accumulate,  # IN bool
+        labels,  # OUT (n_samples,) int32
+        distances,  # OUT (n_samples,) float32
+        second_labels,  # OUT (n_samples,) int32
+        second_distances,  # OUT (n_samples,) float32
+        sums_partial,  # OUT (n_chunks, n_clusters, n_features) float64
+        weights_partial,  # OUT (n_chunks, n_clusters) float64
+        inertia_partial,  # OUT (n_chunks,) float64
+    ):
+        n_samples = X.shape[0]
+        n_clusters = centers_t.shape[1]
+        n_chunks = inertia_partial.shape[0]
+        for chunk in numba.prange(n_chunks):
+            chunk_start = chunk * rows_per_chunk
+            chunk_stop = min(chunk_start + rows_per_chunk, n_samples)
+            tile_x = np.empty((n_features, TILE_ROWS), dtype=np.float32)
+            tile_groups = np.empty((n_groups, TILE_ROWS), dtype=group_dtype)
+            tile_groups_x = tile_groups.view(np.float32)
+            tile_acc = np.empty(TILE_ROWS, dtype=np.float32)
+            tile_d = np.empty((2, TILE_ROWS), dtype=np.float32)
+            tile_j = np.empty((2, TILE_ROWS), dtype=np.int32)
+            sums = sums_partial[chunk]
+            weights = weights_partial[chunk]
+            inertia = 0.0
+            for start in range(chunk_start, chunk_stop, TILE_ROWS):
+                n_rows = min(TILE_ROWS, chunk_stop - start)
+                X_tile = X[start : start + n_rows]
+                # Transpose in two steps: a scalar copy moves `group` features at a time, then a
+                # loop that vectorises splits the groups; twice as fast as float-by-float.
+                X_tile_groups = X_groups[start : start + n_rows]
+                for t in range(n_rows):
+                    for g in range(n_groups):
+                        tile_groups[g, t] = X_tile_groups[t, g]
+                for g in range(n_groups):
+                    for t in range(n_rows):
+                        for r in range(group):
+                            tile_x[group * g + r, t] = tile_groups_x[g, group * t + r]
                 for j in range(n_clusters):
-                    diff = x - centers_t[f, j]
-                    row_dist[j] += diff * diff
-            best_d, best_j = row_dist[0], 0
-            second_d, second_j = np.float32(np.inf), -1
-            for j in range(1, n_clusters):
-                best_d, best_j, second_d, second_j = update_two_smallest(
-                    row_dist[j], j, best_d, best_j, second_d, second_j
-                )
-            labels[i] = best_j
-            distances[i] = best_d
-            second_labels[i] = second_j
-            second_distances[i] = second_d
-            if accumulate:
-                w = sample_weight[i] if weighted else np.float32(1.0)
-                inertia += accumulate_row(X, i, w, best_j, best_d, sums, weights)
-        inertia_partial[chunk] = inertia
+                    if n_features <= FEATURE_BLOCK:
+                        for t in range(n_rows):
+                            tile_acc[t] = squared_distance_t(tile_x, t, centers_t, j, 0, n_features)
+                    else:
+                        for t in range(n_rows):
+                            tile_acc[t] = squared_distance_t(
+                                tile_x, t, centers_t, j, 0, FEATURE_BLOCK
+                            )
+                        for block_start in range(FEATURE_BLOCK, n_features - tail, FEATURE_BLOCK):
+                            for t in range(n_rows):
+                                tile_acc[t] += squared_distance_t(
+                                    tile_x, t, centers_t, j, block_start, FEATURE_BLOCK
+                                )
+                        if tail:
+                            for t in range(n_rows):
+                                tile_acc[t] += squared_distance_t(
+                                    tile_x, t, centers_t, j, n_features - tail, tail
+                                )
+                    if j == 0:
+                        for t in range(n_rows):
+                            first_distance(tile_acc[t], t, tile_d, tile_j)
+                    else:
+                        for t in range(n_rows):
+                            fold_distance(tile_acc[t], j, t, tile_d, tile_j)
+                store_tile(
+                    start, n_rows, tile_d, tile_j,
+                    labels, distances, second_labels, second_distances,
+                )  # fmt: skip
+                if accumulate:
+                    for t in range(n_rows):
+                        w = np.float64(sample_weight[start + t]) if weighted else 1.0
+                        label = tile_j[0, t]
+                        weights[label] += w
+                        inertia += w * tile_d[0, t]
+                        add_scaled_row(sums[label], X_tile[t], w, n_features)
+            inertia_partial[chunk] = inertia
+
+    return _assign_accumulate_cpu
+
+
+def get_kernel(n_features: int):
+    """Return the fused CPU kernel for ``n_features``, compiling it on first use."""
+    kernel = _KERNELS.get(n_features)
+    if kernel is None:
+        kernel = _KERNELS[n_features] = _make_assign_accumulate_cpu(n_features)
+    return kernel
 
 
 def check_block(X: np.ndarray, centers: np.ndarray, sample_weight: np.ndarray | None) -> None:
     """Raise ``ValueError`` unless the block, centres and weights fit the kernels' contract."""
-    if X.dtype != np.float32 or X.ndim != 2 or not X.flags.c_contiguous:
+    if not isinstance(X, np.ndarray) or X.dtype != np.float32 or X.ndim != 2:
         raise ValueError(
-            f"X must be a C-contiguous 2-D float32 array; got ndim={X.ndim}, dtype={X.dtype}."
+            f"X must be a 2-D float32 NumPy array; got {type(X).__name__} with "
+            f"ndim={getattr(X, 'ndim', None)}, dtype={getattr(X, 'dtype', None)}."
         )
+    if not X.flags.c_contiguous:
+        raise ValueError("X must be C-contiguous; pass np.ascontiguousarray(X).")
     if centers.ndim != 2 or centers.shape[1] != X.shape[1] or centers.shape[0] < 1:
         raise ValueError(
             f"centers must have shape (n_clusters >= 1, {X.shape[1]}); got {centers.shape}."
@@ -104,6 +179,13 @@ def check_block(X: np.ndarray, centers: np.ndarray, sample_weight: np.ndarray | 
         raise ValueError(
             f"sample_weight must have shape ({X.shape[0]},); got {sample_weight.shape}."
         )
+
+
+def weights_argument(sample_weight: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """Return the weights array the kernels read and whether it is used."""
+    if sample_weight is None:
+        return np.ones(1, dtype=np.float32), False
+    return np.ascontiguousarray(sample_weight), True
 
 
 def assign_accumulate(
@@ -136,6 +218,10 @@ def assign_accumulate(
     cluster_sums : ClusterSums
         Float64 per-centre sums, weights and inertia (zeros when ``accumulate=False``).
 
+    Notes
+    -----
+    The kernel is compiled once per ``n_features`` (cached on disk), a few seconds the first time.
+
     Examples
     --------
     >>> X = np.array([[0, 0], [0, 1], [9, 9]], dtype=np.float32)
@@ -149,11 +235,10 @@ def assign_accumulate(
     out = Assignment.empty(n_samples) if out is None else out
     n_chunks, rows_per_chunk = chunk_layout(n_samples, n_clusters, n_features)
     sums_p, weights_p, inertia_p = empty_partials(n_chunks, n_clusters, n_features)
-    weighted = sample_weight is not None
-    weights_in = sample_weight if weighted else np.ones(1, dtype=np.float32)
+    weights_in, weighted = weights_argument(sample_weight)
     centers_t = np.ascontiguousarray(centers.T, dtype=np.float32)
-    _assign_accumulate_cpu(
-        X, weights_in, centers_t, rows_per_chunk, weighted, accumulate,
+    get_kernel(n_features)(
+        X, grouped_rows(X), weights_in, centers_t, rows_per_chunk, weighted, accumulate,
         out.labels, out.distances, out.second_labels, out.second_distances,
         sums_p, weights_p, inertia_p,
     )  # fmt: skip

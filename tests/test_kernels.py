@@ -1,0 +1,150 @@
+"""CPU fused pass (direct kernel and matrix-product path) against a float64 NumPy oracle."""
+
+import numba
+import numpy as np
+import pytest
+
+from gpuseg.kernels import assign_accumulate, uses_gemm
+from gpuseg.kernels.fused import assign_accumulate as assign_accumulate_direct
+from gpuseg.kernels.gemm import assign_accumulate_gemm
+from gpuseg.kernels.types import Assignment
+
+KERNELS = [assign_accumulate_direct, assign_accumulate_gemm]
+
+# The direct kernel compiles once per n_features (a second or two each): the tests share a few,
+# covering features copied 1, 2 and 4 at a time (see _layout.feature_group).
+
+
+def make_block(n_samples, n_features, n_clusters, seed=None):
+    """Asymmetric data: per-feature scales and offsets differ, centres drawn from the rows."""
+    rng = np.random.default_rng(seed)
+    scales = rng.uniform(0.5, 5.0, n_features)
+    offsets = rng.uniform(-3.0, 3.0, n_features)
+    X = (rng.standard_normal((n_samples, n_features)) * scales + offsets).astype(np.float32)
+    if n_samples >= n_clusters:
+        centers = X[rng.choice(n_samples, n_clusters, replace=False)].copy()
+    else:
+        centers = (rng.standard_normal((n_clusters, n_features)) * scales).astype(np.float32)
+    weights = rng.uniform(0.5, 2.0, n_samples).astype(np.float32)
+    return X, centers, weights
+
+
+def oracle(X, centers, weights):
+    """Float64 NumPy pass: labels, runner-up labels, distances, sums, weight totals, inertia."""
+    d2 = ((X[:, None, :].astype(np.float64) - centers[None].astype(np.float64)) ** 2).sum(-1)
+    order = np.argsort(d2, axis=1, kind="stable")
+    labels = order[:, 0]
+    w = np.ones(len(X)) if weights is None else weights.astype(np.float64)
+    sums = np.zeros(centers.shape)
+    np.add.at(sums, labels, w[:, None] * X.astype(np.float64))
+    totals = np.bincount(labels, weights=w, minlength=len(centers))
+    best = d2[np.arange(len(X)), labels]
+    return labels, order[:, 1] if len(centers) > 1 else None, best, sums, totals, (w * best).sum()
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize(
+    ("n_samples", "n_features", "n_clusters"),
+    [(3001, 5, 7), (2500, 16, 3), (700, 6, 40), (1000, 5, 1), (1, 6, 4)],
+)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_pass_matches_float64_oracle(kernel, n_samples, n_features, n_clusters, weighted):
+    X, centers, w = make_block(n_samples, n_features, n_clusters)
+    w = w if weighted else None
+    labels, second, best, sums, totals, inertia = oracle(X, centers, w)
+    assignment, cluster_sums = kernel(X, centers, w)
+    np.testing.assert_array_equal(assignment.labels, labels)
+    np.testing.assert_allclose(assignment.distances, best, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(cluster_sums.sums, sums, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(cluster_sums.weights, totals, rtol=1e-12)
+    np.testing.assert_allclose(cluster_sums.inertia, inertia, rtol=1e-6)
+    if n_clusters == 1:
+        assert (assignment.second_labels == -1).all()
+        assert np.isinf(assignment.second_distances).all()
+    else:
+        np.testing.assert_array_equal(assignment.second_labels, second)
+        d2 = ((X.astype(np.float64) - centers[second].astype(np.float64)) ** 2).sum(1)
+        np.testing.assert_allclose(assignment.second_distances, d2, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_empty_block_gives_empty_results(kernel):
+    assignment, cluster_sums = kernel(np.zeros((0, 5), np.float32), np.ones((3, 5), np.float32))
+    assert len(assignment) == 0
+    assert cluster_sums.inertia == 0.0 and not cluster_sums.weights.any()
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_ties_go_to_the_lower_index(kernel):
+    X = np.array([[1, 0, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=np.float32)
+    centers = np.array([[5, 5, 5, 5, 5], [0, 0, 0, 0, 0], [2, 0, 0, 0, 0]], dtype=np.float32)
+    assignment, _ = kernel(X, centers)
+    assert assignment.labels.tolist() == [1, 1]
+    assert assignment.second_labels.tolist() == [2, 2]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_predict_only_fills_labels_and_leaves_sums_zero(kernel):
+    X, centers, _ = make_block(2000, 6, 9)
+    labels, second, *_ = oracle(X, centers, None)
+    out = Assignment.empty(len(X))
+    assignment, cluster_sums = kernel(X, centers, accumulate=False, out=out)
+    assert assignment is out
+    np.testing.assert_array_equal(out.labels, labels)
+    np.testing.assert_array_equal(out.second_labels, second)
+    assert not cluster_sums.sums.any() and not cluster_sums.weights.any()
+    assert cluster_sums.inertia == 0.0
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_results_do_not_depend_on_the_thread_count(kernel):
+    X, centers, w = make_block(40_000, 16, 5, seed=1)
+    runs = []
+    default = numba.get_num_threads()
+    try:
+        for n_threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(n_threads)
+            runs.append(kernel(X, centers, w))
+    finally:
+        numba.set_num_threads(default)
+    (a1, s1), (a2, s2) = runs
+    for field in ("labels", "distances", "second_labels", "second_distances"):
+        np.testing.assert_array_equal(getattr(a1, field), getattr(a2, field))
+    assert s1.sums.tobytes() == s2.sums.tobytes()
+    assert s1.weights.tobytes() == s2.weights.tobytes()
+    assert s1.inertia == s2.inertia
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_repeated_runs_are_bitwise_identical(kernel):
+    X, centers, w = make_block(30_000, 5, 11, seed=2)
+    (a1, s1), (a2, s2) = kernel(X, centers, w), kernel(X, centers, w)
+    np.testing.assert_array_equal(a1.labels, a2.labels)
+    assert s1.sums.tobytes() == s2.sums.tobytes() and s1.inertia == s2.inertia
+
+
+def test_dispatch_picks_the_path_by_size():
+    assert not uses_gemm(8, 16)
+    assert not uses_gemm(1024, 16)
+    assert uses_gemm(256, 32)
+    assert uses_gemm(1024, 64)
+    X, centers, _ = make_block(500, 5, 3)
+    assignment, _ = assign_accumulate(X, centers)
+    np.testing.assert_array_equal(assignment.labels, oracle(X, centers, None)[0])
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize(
+    ("X", "centers", "weights", "match"),
+    [
+        (np.zeros((4, 3)), np.zeros((2, 3), np.float32), None, "X must be a 2-D float32"),
+        (np.zeros(4, np.float32), np.zeros((2, 3), np.float32), None, "X must be a 2-D float32"),
+        (np.zeros((3, 4), np.float32).T, np.zeros((2, 3), np.float32), None, "X must be C-contig"),
+        (np.zeros((4, 3), np.float32), np.zeros((2, 5), np.float32), None, r"centers must have"),
+        (np.zeros((4, 3), np.float32), np.zeros((0, 3), np.float32), None, r"centers must have"),
+        (np.zeros((4, 3), np.float32), np.zeros((2, 3), np.float32), np.ones(5), "sample_weight"),
+    ],
+)
+def test_bad_shapes_and_dtypes_name_the_argument(kernel, X, centers, weights, match):
+    with pytest.raises(ValueError, match=match):
+        kernel(X, centers, weights)
