@@ -77,12 +77,14 @@ def run_single(data: Path, n_clusters: int, seed: int) -> dict:
 def run_cluster(data: Path, n_clusters: int, seed: int, workers: int) -> dict:
     """The same fit on a LocalCluster of single-threaded worker processes."""
     from distributed import Client, LocalCluster
-    from gpuseg.distributed import DaskSource
 
     from gpuseg import KMeans
+    from gpuseg.distributed import DaskSource
 
     with (
-        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster,
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
         Client(cluster) as client,
     ):
         started = time.perf_counter()

@@ -40,6 +40,7 @@ from gpuseg.errors import DataError
 from gpuseg.kernels.types import ClusterSums
 from gpuseg.labels import output_name, write_labels_file
 from gpuseg.parquet import ParquetSource
+from gpuseg.plan import FeaturePlan
 
 __all__ = ["DaskSource", "is_dask_collection"]
 
@@ -136,6 +137,7 @@ class DaskSource:
         client: Client | str | None = None,
         storage_options: dict[str, Any] | None = None,
         persist: bool = True,
+        plan: FeaturePlan | None = None,
     ) -> DaskSource:
         """One partition per Parquet file, read by a task on a worker.
 
@@ -151,6 +153,9 @@ class DaskSource:
             (a shared filesystem or an object store URL).
         client, persist
             As for :class:`DaskSource`.
+        plan : gpuseg.plan.FeaturePlan, optional
+            A fitted feature plan, applied by each worker to the files it reads (as
+            ``ParquetSource(plan=...)`` does); then ``columns`` is not given.
 
         Returns
         -------
@@ -164,20 +169,23 @@ class DaskSource:
         """
         options = dict(storage_options or {})
         layout = ParquetSource(
-            path, columns, id_column, weight_column, storage_options=options, read_ahead=0
-        )
+            path, columns, id_column, weight_column, storage_options=options, read_ahead=0,
+            plan=plan,
+        )  # fmt: skip
+        read_columns = None if plan is not None else layout.columns
+        feature_names = layout.columns if plan is None else list(plan.output_names)
         owner_client, owned = _connect(client)
         try:
             files = layout.files
             rows = owner_client.gather(owner_client.map(_file_rows, files, options=options))
             parts = [
                 dask.delayed(_read_file, pure=False)(
-                    file, layout.columns, id_column, weight_column, options
+                    file, read_columns, id_column, weight_column, options, plan
                 )
                 for file, n in zip(files, rows, strict=True)
                 if n > 0
             ]
-            source = cls(parts, layout.columns, owner_client, persist=persist)
+            source = cls(parts, feature_names, owner_client, persist=persist)
         except BaseException:
             _close_owned(owner_client, owned)
             raise
@@ -483,7 +491,9 @@ def _connect(client: Client | str | None) -> tuple[Client, bool]:
     try:
         return default_client(), False
     except ValueError:
-        cluster = LocalCluster(processes=True, n_workers=2, threads_per_worker=1)
+        cluster = LocalCluster(
+            processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0"
+        )
         return Client(cluster), True
 
 
@@ -545,16 +555,17 @@ def _read_file(
     id_column: str | None,
     weight_column: str | None,
     options: dict[str, Any],
+    plan: FeaturePlan | None = None,
 ) -> Batch:
     """One Parquet file as one block, validated as a local ParquetSource validates it."""
     source = ParquetSource(
         path, columns, id_column, weight_column,
-        block_rows=sys.maxsize, read_ahead=0, storage_options=options,
+        block_rows=sys.maxsize, read_ahead=0, storage_options=options, plan=plan,
     )  # fmt: skip
     blocks = list(source.batches())
     if len(blocks) == 1:
         return blocks[0]
-    return _concatenate(blocks, len(columns))
+    return _concatenate(blocks, source.n_features)
 
 
 def _dask_batch(block, weights, index: int, columns: list) -> Batch:

@@ -60,7 +60,7 @@ def write_parts(folder, X, weights=None, file_rows=FILE_ROWS):
 def client():
     with (
         LocalCluster(
-            processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None
+            processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0"
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -304,3 +304,31 @@ def test_labels_written_from_the_workers_match_the_local_ones(client, tmp_path):
         read(tmp_path / "cluster", cluster_report.files).reset_index(drop=True),
     )
     assert (tmp_path / "cluster" / "_SUCCESS").exists()
+
+
+def test_plan_is_applied_by_the_workers(client, tmp_path):
+    from gpuseg.plan import ColumnSpec, FeaturePlan
+
+    rng = np.random.default_rng()
+    directory = tmp_path / "customers"
+    directory.mkdir()
+    frames = []
+    for index in range(2):
+        frame = pd.DataFrame({
+            "spend": rng.lognormal(3, 1, 400),
+            "orders": rng.integers(1, 20, 400).astype(float),
+            "channel": rng.choice(["web", "store", "app"], 400),
+        })
+        frame.to_parquet(directory / f"part-{index}.parquet", index=False)
+        frames.append(frame)
+    whole = pd.concat(frames, ignore_index=True)
+    plan = FeaturePlan([
+        ColumnSpec("spend", log1p=True, clip=(0.01, 0.99)),
+        ColumnSpec("orders"),
+        ColumnSpec("channel", kind="categorical"),
+    ]).fit(whole)
+    local = ParquetSource(directory, plan=plan)
+    with DaskSource.from_parquet(directory, client=client, plan=plan) as source:
+        assert source.n_features == plan.n_features == local.n_features
+        gathered = np.vstack([batch.X for batch in source.batches()])
+    np.testing.assert_array_equal(gathered, plan.transform(whole))

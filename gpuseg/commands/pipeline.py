@@ -128,7 +128,7 @@ def dask_client(args: Namespace, console: Console):
     if workers < 1:
         raise CommandError(f"--workers {workers}: expected an integer >= 1")
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+                      dashboard_address=":0") as cluster, Client(cluster) as client:  # fmt: skip
         console.log(f"dask: local cluster of {workers} worker process(es)")
         yield client
 
