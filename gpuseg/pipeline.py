@@ -17,6 +17,7 @@ from gpuseg.labels import (
     write_labels_file,
     write_manifest,
 )
+from gpuseg.model import SegmentationModel
 from gpuseg.parquet import ParquetSource
 
 
@@ -36,20 +37,22 @@ def file_sources(source: ParquetSource) -> list[ParquetSource]:
 
 
 def assign(
-    model: KMeans,
+    model: KMeans | SegmentationModel,
     source: ParquetSource,
     output_dir: str | os.PathLike,
     *,
     ambiguity: float = DEFAULT_AMBIGUITY,
     overwrite: bool = False,
     progress: bool = False,
+    device: str | None = None,
 ) -> LabelsReport:
     """Write the segment of every row of ``source`` to labels Parquet, one file per input file.
 
     Parameters
     ----------
-    model : KMeans
-        A fitted estimator (its ``cluster_centers_`` are used).
+    model : KMeans or SegmentationModel
+        A fitted estimator (its ``cluster_centers_``) or a loaded model (its ``centers``); the
+        source must yield the matrix it clusters (for a model, read with ``plan=model.plan``).
     source : ParquetSource or DaskSource
         The rows to label; its ``id_column`` becomes ``customer_id`` in the output. A
         :class:`gpuseg.distributed.DaskSource` writes one file per partition from its workers.
@@ -62,6 +65,8 @@ def assign(
         Replace a non-empty ``output_dir`` instead of refusing.
     progress : bool, default False
         Show a progress bar with rows/s on stderr.
+    device : str, optional
+        Where the kernels run; defaults to the estimator's ``device``, else "auto".
 
     Returns
     -------
@@ -74,13 +79,14 @@ def assign(
     >>> source = ParquetSource("customers/", id_column="customer_id")  # doctest: +SKIP
     >>> assign(km, source, "labels/")  # doctest: +SKIP
     """
-    if model.n_features_in_ != source.n_features:
+    fitted = model.cluster_centers_ if isinstance(model, KMeans) else model.centers
+    centers = np.ascontiguousarray(fitted, dtype=np.float32)
+    if centers.shape[1] != source.n_features:
         raise ValueError(
             f"source has {source.n_features} features but the model was fitted on "
-            f"{model.n_features_in_}."
+            f"{centers.shape[1]}."
         )
-    backend = get_backend(model.device)
-    centers = np.ascontiguousarray(model.cluster_centers_, dtype=np.float32)
+    backend = get_backend(device or getattr(model, "device", "auto"))
 
     def nearest_two(X: np.ndarray):
         assignment, _ = backend.assign_accumulate(X, centers, accumulate=False)

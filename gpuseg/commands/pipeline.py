@@ -430,8 +430,7 @@ def run_assign(args: Namespace, console: Console) -> dict[str, Any]:
     One labels file per input file, each written under a temporary name, then the ``_SUCCESS``
     manifest; the whole directory is renamed into place at the end (see :mod:`gpuseg.labels`).
     """
-    from gpuseg._backend import get_backend
-    from gpuseg.labels import LabelsReport, output_name, write_labels_file, write_manifest
+    from gpuseg.pipeline import assign
 
     check_device(args.device)
     target = check_output(args.output, args.overwrite)
@@ -441,26 +440,11 @@ def run_assign(args: Namespace, console: Console) -> dict[str, Any]:
         check_unique_ids(source.files, source.id_column, console)
     if source.n_samples == 0:
         raise DataError("has no rows to assign; expected at least one", args.data)
-    backend = get_backend(args.device)
-    centers = np.ascontiguousarray(model.centers, dtype=np.float32)
-
-    def nearest_two(X):
-        assignment, _ = backend.assign_accumulate(X, centers, accumulate=False)
-        return assignment
-
     with atomic_output(target, args.overwrite, directory=True) as temporary, console.step(
         "assign", source.n_samples
     ):
-        report = LabelsReport(temporary)
-        for index, path in enumerate(source.files):
-            # The plan travels with every per-file source (pipeline.file_sources drops it).
-            one = ParquetSource(path, id_column=source.id_column, plan=source.plan,
-                                filters=source.filters)  # fmt: skip
-            name = output_name(path, index)
-            rows = write_labels_file(temporary / name, one.batches(), nearest_two, args.ambiguity)
-            report.files.append(name)
-            report.rows.append(rows)
-        write_manifest(report)
+        report = assign(model, source, temporary, ambiguity=args.ambiguity, overwrite=True,
+                        device=args.device)  # fmt: skip
     console.say(f"wrote labels of {report.n_rows:,} customers to {target} "
                 f"({len(report.files)} file(s) and a _SUCCESS manifest)")  # fmt: skip
     return {"labels": str(target), "rows": report.n_rows}
