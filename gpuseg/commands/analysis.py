@@ -276,24 +276,22 @@ def read_labels(path: str) -> pd.DataFrame:
 
 def migration(old: pd.DataFrame, new: pd.DataFrame) -> dict[str, Any]:
     """Migration matrix between two labellings of the same customers, and the PSI of shares."""
-    from gpuseg.drift import psi, psi_level
+    from gpuseg.drift import GONE_COLUMN, NEW_ROW, migration_matrix, psi, psi_level, segment_shares
 
-    joined = old.merge(new, on="customer_id", suffixes=("_old", "_new"))
-    n_old = int(old["segment"].max()) + 1 if len(old) else 1
-    n_new = int(new["segment"].max()) + 1 if len(new) else 1
-    matrix = np.zeros((n_old, n_new), dtype=np.int64)
-    np.add.at(matrix, (joined["segment_old"].to_numpy(), joined["segment_new"].to_numpy()), 1)
-    k = max(n_old, n_new)
-    p = np.bincount(old["segment"], minlength=k) / max(len(old), 1)
-    q = np.bincount(new["segment"], minlength=k) / max(len(new), 1)
-    common = min(n_old, n_new)
-    stability = psi(p, q) if p.sum() > 0 and q.sum() > 0 else float("nan")
+    table = migration_matrix(old, new)
+    matrix = table.drop(index=NEW_ROW, columns=GONE_COLUMN).to_numpy()
+    common = int(matrix.sum())
+    k = max(matrix.shape)
+    p = segment_shares(old["segment"].to_numpy(), k)
+    q = segment_shares(new["segment"].to_numpy(), k)
+    stability = psi(p, q) if len(old) and len(new) else float("nan")
+    diagonal = min(matrix.shape)
     return {
         "matrix": matrix,
-        "common": len(joined),
-        "only_old": len(old) - len(joined),
-        "only_new": len(new) - len(joined),
-        "stayed": float(np.trace(matrix[:common, :common]) / max(len(joined), 1)),
+        "common": common,
+        "only_old": int(table[GONE_COLUMN].sum()),
+        "only_new": int(table.loc[NEW_ROW].sum()),
+        "stayed": float(np.trace(matrix[:diagonal, :diagonal]) / max(common, 1)),
         "psi": stability,
         "psi_level": psi_level(stability),
         "old_shares": p.tolist(),
