@@ -67,7 +67,8 @@ EXAMPLES = {
 }
 
 JOB_FILE_HELP = """Every option can also come from a job file: gpuseg fit --config job.toml,
-where job.toml holds top-level keys for every command and a [fit] table for this one
+where job.toml holds shared top-level keys (each command takes those it has) and a
+[fit] table for this one
 (long option names, with dashes or underscores; positional arguments by name:
 data = "customers/", output = "model/").
 Options given on the command line win."""
@@ -265,11 +266,13 @@ def _apply_config(
     parser: argparse.ArgumentParser, args: argparse.Namespace, argv
 ) -> argparse.Namespace:
     """Use the job file's options as defaults of the command, then parse the command line again."""
-    from gpuseg.config import load_config
+    from gpuseg.config import load_job
 
-    options = load_config(args.config, args.command)
+    shared, own = load_job(args.config, args.command)
     sub = _subparser(parser, args.command)
     actions = {a.dest: a for a in sub._actions if a.dest not in ("help", "config")}
+    # Top-level keys serve every command: each takes those it knows.
+    options = {**{k: v for k, v in shared.items() if k in actions}, **own}
     defaults = {}
     for key, value in options.items():
         action = actions.get(key)

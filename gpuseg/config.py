@@ -1,8 +1,9 @@
 """Job files: the options of a ``gpuseg`` command in TOML, for scheduled jobs.
 
 A job file holds the same options as the command line, spelled as their long names with dashes or
-underscores. Keys at the top level apply to every command; a table named after a command applies
-to that command only and wins over the top level; options given on the command line win over both::
+underscores. Keys at the top level are shared: each command takes those it has and ignores the
+rest. A table named after a command applies to that command only (an option it does not have is an
+error) and wins over the top level; options given on the command line win over both::
 
     # job.toml
     seed = 7
@@ -86,16 +87,28 @@ def load_config(path: str | os.PathLike, command: str) -> dict[str, Any]:
         document = _toml.loads(text)
     except _toml.TOMLDecodeError as exc:
         raise DataError(f"is not valid TOML: {exc}", str(path)) from None
-    options = {}
-    tables = {}
-    for key, value in document.items():
-        if isinstance(value, dict):
-            tables[key] = value
-        else:
-            options[_option_name(key)] = value
-    section = tables.get(command, tables.get(command.replace("-", "_"), {}))
-    options.update({_option_name(key): value for key, value in section.items()})
-    return options
+    shared, own = _split(document, command)
+    return {**shared, **own}
+
+
+def load_job(path: str | os.PathLike, command: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a job file and return ``(shared, own)`` options for ``command``.
+
+    ``shared`` are the top-level keys, meant for every command (a command ignores those it does
+    not take); ``own`` are the keys of the command's table, which must all be its options.
+    Errors are those of :func:`load_config`.
+    """
+    load_config(path, command)  # validates the file and reports its errors
+    document = _toml.loads(Path(path).read_bytes().decode("utf-8"))
+    return _split(document, command)
+
+
+def _split(document: dict[str, Any], command: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    shared = {_option_name(k): v for k, v in document.items() if not isinstance(v, dict)}
+    section = document.get(command, document.get(command.replace("-", "_"), {}))
+    if not isinstance(section, dict):
+        section = {}
+    return shared, {_option_name(key): value for key, value in section.items()}
 
 
 def _option_name(key: str) -> str:

@@ -70,8 +70,11 @@ class LabelsReport:
 
 
 def prepare_output_dir(output_dir: str | os.PathLike, overwrite: bool) -> Path:
-    """Create ``output_dir``; refuse a non-empty one unless ``overwrite`` (then empty it)."""
-    path = Path(output_dir)
+    """Create ``output_dir``; refuse a non-empty one unless ``overwrite`` (then empty it).
+
+    The path is made absolute here, so that workers of a cluster write where the client means.
+    """
+    path = Path(output_dir).resolve()
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path}: exists and is not a directory; choose another output.")
     if path.is_dir() and any(path.iterdir()):

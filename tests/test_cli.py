@@ -181,6 +181,17 @@ def test_config_file_gives_the_options(work, tmp_path):
     user_error(gpuseg("fit", "--config", job), str(job), "unknown option 'clusters'")
 
 
+def test_top_level_job_keys_are_shared_by_the_commands_that_take_them(tmp_path):
+    from gpuseg.cli import _apply_config, build_parser
+
+    job = tmp_path / "job.toml"
+    job.write_text('seed = 7\nambiguity = 0.2\n[rfm]\ntransactions = "log/"\noutput = "f"\n')
+    parser = build_parser()
+    argv = ["rfm", "--config", str(job)]
+    args = _apply_config(parser, parser.parse_args(argv), argv)
+    assert args.transactions == "log/" and not hasattr(args, "seed")
+
+
 def test_bench_prints_a_table_and_writes_json(tmp_path):
     proc = gpuseg("bench", "--rows", 3000, "--features", 4, "-k", 3, "--iterations", 3,
                   "--peers", "sklearn", "-o", tmp_path / "b.json", check=0)  # fmt: skip
