@@ -1,8 +1,56 @@
-"""gpuseg: customer segmentation at scale with streamed K-means on CPU and GPU."""
+"""gpuseg: customer segmentation at scale with streamed K-means on CPU and GPU.
+
+The estimator and the model file load with the package; the rest of the public API is imported on
+first use (``gpuseg.compute_rfm`` imports Dask, for instance, only when it is asked for).
+
+Examples
+--------
+>>> import gpuseg
+>>> sorted(n for n in gpuseg.__all__ if n[0].isupper())[:3]
+['ColumnSpec', 'DaskSource', 'DataError']
+"""
+
+from importlib import import_module
 
 __version__ = "0.1.0"
 
 from gpuseg.estimator import KMeans
 from gpuseg.model import SegmentationModel, load
 
-__all__ = ["KMeans", "SegmentationModel", "__version__", "load"]
+# Public name -> the module that defines it.
+_LAZY = {
+    "ParquetSource": "gpuseg.parquet",
+    "DaskSource": "gpuseg.distributed",
+    "DataError": "gpuseg.errors",
+    "assign": "gpuseg.pipeline",
+    "compute_rfm": "gpuseg.rfm",
+    "rfm_scores": "gpuseg.rfm_segments",
+    "segment_rfm": "gpuseg.rfm_segments",
+    "FeaturePlan": "gpuseg.plan",
+    "ColumnSpec": "gpuseg.plan",
+    "default_rfm_plan": "gpuseg.plan",
+    "ProfileAccumulator": "gpuseg.profiles",
+    "profile_frame": "gpuseg.profiles",
+    "describe_segments": "gpuseg.naming",
+    "evaluate_k": "gpuseg.choose_k",
+    "merge_segments": "gpuseg.hierarchy",
+    "stability": "gpuseg.stability",
+    "migration_matrix": "gpuseg.drift",
+    "psi": "gpuseg.drift",
+    "centre_shift": "gpuseg.drift",
+    "spread_over": "gpuseg.drift",
+    "score_customers": "gpuseg.prospects",
+    "train_prospect_classifier": "gpuseg.prospects",
+    "predict_prospects": "gpuseg.prospects",
+    "make_customers": "gpuseg.datasets",
+    "make_transactions": "gpuseg.retail",
+}
+
+__all__ = ["KMeans", "SegmentationModel", "__version__", "load", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    """Import a public name's module on first use."""
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'gpuseg' has no attribute {name!r}")
