@@ -4,7 +4,9 @@ Run ``python benchmarks/bench_kernels.py [--repeats N] [--sizes 10000000,16,8 ..
 it checks both paths against each other on a slice, then prints the median milliseconds per pass and
 the rate at which the pass reads ``X`` (GB/s), with output buffers reused between passes as the
 estimator's loop does. The reference is a numba parallel sum over the first size's array: the rate
-a pass that only reads the data once could reach on this machine.
+a pass that only reads the data once could reach on this machine. Each line also gives the median
+CPU time per pass (all threads together), which other jobs on a shared machine disturb less than
+wall time; ``NUMBA_NUM_THREADS=1`` gives the single-thread figure.
 """
 
 from __future__ import annotations
@@ -41,15 +43,16 @@ def _parallel_sum(X):
     return partial.sum()
 
 
-def median_ms(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` in milliseconds, after one warm-up call."""
+def median_ms(fn, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU time of ``fn()`` in milliseconds, after one warm-up call."""
     fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return 1e3 * float(np.median(wall)), 1e3 * float(np.median(cpu))
 
 
 def main() -> None:
@@ -71,9 +74,12 @@ def main() -> None:
         X = (rng.standard_normal((n, d)) * rng.uniform(0.5, 4.0, d)).astype(np.float32)
         centers = X[rng.choice(n, k, replace=False)].copy()
         if index == 0:
-            ms = median_ms(lambda X=X: _parallel_sum(X), args.repeats)
+            ms, cpu_ms = median_ms(lambda X=X: _parallel_sum(X), args.repeats)
             rate = X.nbytes / ms / 1e6
-            print(f"memory read (numba parallel sum, {n}x{d}): {ms:7.1f} ms {rate:6.1f} GB/s")
+            print(
+                f"memory read (numba parallel sum, {n}x{d}): {ms:7.1f} ms {rate:6.1f} GB/s "
+                f"(cpu {cpu_ms:.1f} ms)"
+            )
         check = slice(0, min(n, 50_000))
         a_direct, _ = assign_accumulate_direct(X[check], centers)
         a_gemm, _ = assign_accumulate_gemm(X[check], centers)
@@ -88,14 +94,14 @@ def main() -> None:
                 if time.perf_counter() - start > 2.0:
                     print(f"n={n:>9} d={d:>3} k={k:>5} {name:>6}: skipped (> 2 s)")
                     continue
-            ms = median_ms(
+            ms, cpu_ms = median_ms(
                 lambda kernel=kernel, X=X, centers=centers, out=out: kernel(X, centers, out=out),
                 args.repeats,
             )
             mark = "*" if name == chosen else " "
             print(
                 f"n={n:>9} d={d:>3} k={k:>5} {name:>6}{mark}: {ms:8.1f} ms/pass "
-                f"{X.nbytes / ms / 1e6:6.2f} GB/s  (labels agree {agree:.5f})"
+                f"{X.nbytes / ms / 1e6:6.2f} GB/s  cpu {cpu_ms:8.1f} ms  (labels agree {agree:.5f})"
             )
     print("* = path chosen by uses_gemm")
 

@@ -4,15 +4,17 @@ import numba
 import numpy as np
 import pytest
 
-from gpuseg.kernels import assign_accumulate, uses_gemm
+from gpuseg.kernels import assign_accumulate, fused, uses_gemm
 from gpuseg.kernels.fused import assign_accumulate as assign_accumulate_direct
 from gpuseg.kernels.gemm import assign_accumulate_gemm
 from gpuseg.kernels.types import Assignment
 
 KERNELS = [assign_accumulate_direct, assign_accumulate_gemm]
 
-# The direct kernel compiles once per n_features (a second or two each): the tests share a few,
-# covering features copied 1, 2 and 4 at a time (see _layout.feature_group).
+# The direct kernel compiles once per n_features (a few seconds each). The tests share a few: rows
+# narrower than one 16-float vector (5, 6), exactly one (16), one and a part (21) and wider than
+# the unrolled limit (70); centre counts that are not a multiple of fused.CENTER_BLOCK, and row
+# counts that are not a multiple of the 16-row tile.
 
 
 def make_block(n_samples, n_features, n_clusters, seed=None):
@@ -45,7 +47,16 @@ def oracle(X, centers, weights):
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize(
     ("n_samples", "n_features", "n_clusters"),
-    [(3001, 5, 7), (2500, 16, 3), (700, 6, 40), (1000, 5, 1), (1, 6, 4)],
+    [
+        (3001, 5, 7),
+        (2500, 16, 3),
+        (700, 6, 40),
+        (1000, 5, 1),
+        (1, 6, 4),
+        (517, 21, 13),
+        (300, 70, 9),
+        (2000, 16, 16),
+    ],
 )
 @pytest.mark.parametrize("weighted", [False, True])
 def test_pass_matches_float64_oracle(kernel, n_samples, n_features, n_clusters, weighted):
@@ -113,6 +124,30 @@ def test_results_do_not_depend_on_the_thread_count(kernel):
     assert s1.sums.tobytes() == s2.sums.tobytes()
     assert s1.weights.tobytes() == s2.weights.tobytes()
     assert s1.inertia == s2.inertia
+
+
+def test_chunks_of_any_length_match_the_oracle(monkeypatch):
+    X, centers, w = make_block(5000, 16, 11, seed=3)
+    labels, second, best, sums, totals, inertia = oracle(X, centers, w)
+    # 1001-row chunks: every chunk but the last ends in a short tile, copied out before transposing.
+    monkeypatch.setattr(fused, "chunk_layout", lambda n_samples, *_: (-(-n_samples // 1001), 1001))
+    assignment, cluster_sums = assign_accumulate_direct(X, centers, w)
+    np.testing.assert_array_equal(assignment.labels, labels)
+    np.testing.assert_array_equal(assignment.second_labels, second)
+    np.testing.assert_allclose(assignment.distances, best, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(cluster_sums.sums, sums, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(cluster_sums.weights, totals, rtol=1e-12)
+    np.testing.assert_allclose(cluster_sums.inertia, inertia, rtol=1e-6)
+
+
+def test_padding_centres_are_never_picked():
+    # Rows far from every real centre: their distances overflow to inf, as a +inf padding centre's
+    # do; the strict comparisons keep centre 0 and no runner-up rather than a padding index.
+    X = np.full((3, 16), 1e30, dtype=np.float32)
+    centers = np.zeros((3, 16), dtype=np.float32)
+    assignment, _ = assign_accumulate_direct(X, centers, accumulate=False)
+    assert assignment.labels.tolist() == [0, 0, 0]
+    assert assignment.second_labels.tolist() == [-1, -1, -1]
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

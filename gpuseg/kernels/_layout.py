@@ -1,11 +1,11 @@
-"""How a block of rows is cut into chunks and tiles, and the per-tile helpers both CPU paths share.
+"""How a block of rows is cut into chunks, and the per-row helpers both CPU paths share.
 
 The layout depends only on the block's shape and the number of centres, never on the number of
 threads, so the same block gives bitwise-identical totals on any machine and any thread count.
-Inside a chunk, rows are worked through in tiles of ``TILE_ROWS``: the CPU kernels keep a tile's
-per-centre distances in small scratch arrays laid out ``(..., TILE_ROWS)``, so that the loops over a
-tile's rows are the innermost ones and LLVM vectorises them (numba leaves the SLP vectoriser off, so
-loops over a handful of centres or features would otherwise stay scalar).
+Inside a chunk, the kernels keep a tile's running nearest and runner-up centre in small scratch
+arrays laid out ``(2, tile_rows)`` (distances and labels), rows innermost, so that updating them
+vectorises across rows (numba leaves the SLP vectoriser off, so loops over a handful of centres or
+features would otherwise stay scalar).
 """
 
 from __future__ import annotations
@@ -23,10 +23,6 @@ from numba.extending import intrinsic
 _PARTIALS_BUDGET_BYTES = 32 * 2**20
 _MAX_CHUNKS = 256
 _MIN_ROWS_PER_CHUNK = 2048
-
-# Rows per tile: a multiple of the 16 float32 lanes of AVX-512, and small enough that the
-# transposed tile (n_features x TILE_ROWS float32) stays in L1 for n_features up to ~64.
-TILE_ROWS = 64
 
 # Reassociation lets LLVM vectorise the distance loops; no-NaN/no-inf flags are left out on purpose
 # so that an infinite distance compares as expected.
@@ -131,20 +127,6 @@ def add_scaled_row(typingctx, sums_row, row, weight, n_features):
         return context.get_dummy_value()
 
     return sig, codegen
-
-
-# Rows are copied into a tile in pieces of this many float32, moved as one 16- or 8-byte value.
-_GROUP_DTYPES = {4: np.complex128, 2: np.float64, 1: np.float32}
-
-
-def feature_group(n_features: int) -> int:
-    """How many float32 features the tile copy moves at once: 4, 2 or 1, dividing ``n_features``."""
-    return 4 if n_features % 4 == 0 else 2 if n_features % 2 == 0 else 1
-
-
-def grouped_rows(X: np.ndarray) -> np.ndarray:
-    """View ``X``'s rows as ``n_features // feature_group`` wider values (bits unchanged)."""
-    return X.view(_GROUP_DTYPES[feature_group(X.shape[1])])
 
 
 def _aligned_zeros(shape: tuple[int, ...]) -> np.ndarray:

@@ -16,12 +16,14 @@ and, when accumulating, the float64 totals::
     inertia    = sum_i w_i distances[i]
 
 Distances are computed directly as sums of squared differences in float32 (no ``|x|^2 - 2x.c``
-cancellation). Each chunk of rows is worked through in tiles of ``TILE_ROWS`` rows: the tile is
-transposed into a ``(n_features, TILE_ROWS)`` scratch array and every centre's distances are
-computed for the whole tile at once, vectorised across rows, with the loop over features unrolled
-(the kernel is compiled once per ``n_features``, which it holds as a constant). Totals are
-accumulated in float64 per chunk and the chunks are reduced in chunk order, so results do not
-depend on the thread count. Ties go to the lower centre index.
+cancellation), features summed in increasing order. Each chunk of rows is worked through in tiles
+of 16 rows, one row per lane of a 16-float vector (see :mod:`gpuseg.kernels._simd`): the tile is
+transposed in registers into a ``(n_features, 16)`` scratch array, then the centres are taken in
+blocks of ``CENTER_BLOCK``, each centre's 16 distances held in a register while every feature row
+of the tile is loaded once per block, and folded into the rows' nearest and runner-up. The kernel
+is compiled once per ``n_features``, which it holds as a constant. Totals are accumulated in
+float64 per chunk, one row at a time in row order, and the chunks are reduced in chunk order, so
+results do not depend on the thread count. Ties go to the lower centre index.
 """
 
 from __future__ import annotations
@@ -31,49 +33,29 @@ import numpy as np
 
 from gpuseg.kernels._layout import (
     FASTMATH,
-    TILE_ROWS,
     add_scaled_row,
     chunk_layout,
     empty_partials,
-    feature_group,
-    first_distance,
-    fold_distance,
-    grouped_rows,
     store_tile,
 )
+from gpuseg.kernels._simd import LANES, fold_centers, transpose_rows
 from gpuseg.kernels.types import Assignment, ClusterSums
 
 _KERNELS: dict[int, numba.core.registry.CPUDispatcher] = {}
 
-# Features summed per pass over a tile: LLVM fully unrolls a loop of this many (its trip count is a
-# constant), which leaves the loop over the tile's rows innermost, so it vectorises; a longer loop
-# is not unrolled and the whole distance computation would stay scalar.
-FEATURE_BLOCK = 32
-
-
-@numba.njit(inline="always")
-def squared_distance_t(tile_x, t, centers_t, j, start, n_features):
-    """Return the sum over ``f`` in ``start:start + n_features`` of ``(x[f, t] - c[f, j])^2``."""
-    d = np.float32(0.0)
-    for f in range(start, start + n_features):
-        diff = tile_x[f, t] - centers_t[f, j]
-        d += diff * diff
-    return d
+# Centres whose distances are computed together, each in its own register, so that a tile's feature
+# row is loaded once per block rather than once per centre; ``centers_t`` is padded to a multiple.
+CENTER_BLOCK = 8
 
 
 def _make_assign_accumulate_cpu(n_features: int):
     """Compile the fused kernel with ``n_features`` a constant: its loops over features unroll."""
-    group = feature_group(n_features)
-    n_groups = n_features // group
-    group_dtype = {4: np.complex128, 2: np.float64, 1: np.float32}[group]
-    tail = n_features % FEATURE_BLOCK if n_features > FEATURE_BLOCK else 0
 
     @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
     def _assign_accumulate_cpu(
         X,  # IN (n_samples, n_features) float32
-        X_groups,  # IN (n_samples, n_features // group), X's rows viewed as wider values
         sample_weight,  # IN (n_samples,), or (1,) when not weighted
-        centers_t,  # IN (n_features, n_clusters) float32, transposed: a centre's column is read
+        centers_t,  # IN (n_features, n_padded) float32, transposed, padded with +inf centres
         rows_per_chunk,  # IN int
         weighted,  # IN bool
         accumulate,  # IN bool
@@ -86,58 +68,31 @@ def _make_assign_accumulate_cpu(n_features: int):
         inertia_partial,  # OUT (n_chunks,) float64
     ):
         n_samples = X.shape[0]
-        n_clusters = centers_t.shape[1]
+        n_padded = centers_t.shape[1]
         n_chunks = inertia_partial.shape[0]
         for chunk in numba.prange(n_chunks):
             chunk_start = chunk * rows_per_chunk
             chunk_stop = min(chunk_start + rows_per_chunk, n_samples)
-            tile_x = np.empty((n_features, TILE_ROWS), dtype=np.float32)
-            tile_groups = np.empty((n_groups, TILE_ROWS), dtype=group_dtype)
-            tile_groups_x = tile_groups.view(np.float32)
-            tile_acc = np.empty(TILE_ROWS, dtype=np.float32)
-            tile_d = np.empty((2, TILE_ROWS), dtype=np.float32)
-            tile_j = np.empty((2, TILE_ROWS), dtype=np.int32)
+            tile_x = np.empty((n_features, LANES), dtype=np.float32)
+            tile_rows = np.zeros((LANES, n_features), dtype=np.float32)
+            tile_d = np.empty((2, LANES), dtype=np.float32)
+            tile_j = np.empty((2, LANES), dtype=np.int32)
             sums = sums_partial[chunk]
             weights = weights_partial[chunk]
             inertia = 0.0
-            for start in range(chunk_start, chunk_stop, TILE_ROWS):
-                n_rows = min(TILE_ROWS, chunk_stop - start)
-                X_tile = X[start : start + n_rows]
-                # Transpose in two steps: a scalar copy moves `group` features at a time, then a
-                # loop that vectorises splits the groups; twice as fast as float-by-float.
-                X_tile_groups = X_groups[start : start + n_rows]
-                for t in range(n_rows):
-                    for g in range(n_groups):
-                        tile_groups[g, t] = X_tile_groups[t, g]
-                for g in range(n_groups):
-                    for t in range(n_rows):
-                        for r in range(group):
-                            tile_x[group * g + r, t] = tile_groups_x[g, group * t + r]
-                for j in range(n_clusters):
-                    if n_features <= FEATURE_BLOCK:
-                        for t in range(n_rows):
-                            tile_acc[t] = squared_distance_t(tile_x, t, centers_t, j, 0, n_features)
-                    else:
-                        for t in range(n_rows):
-                            tile_acc[t] = squared_distance_t(
-                                tile_x, t, centers_t, j, 0, FEATURE_BLOCK
-                            )
-                        for block_start in range(FEATURE_BLOCK, n_features - tail, FEATURE_BLOCK):
-                            for t in range(n_rows):
-                                tile_acc[t] += squared_distance_t(
-                                    tile_x, t, centers_t, j, block_start, FEATURE_BLOCK
-                                )
-                        if tail:
-                            for t in range(n_rows):
-                                tile_acc[t] += squared_distance_t(
-                                    tile_x, t, centers_t, j, n_features - tail, tail
-                                )
-                    if j == 0:
-                        for t in range(n_rows):
-                            first_distance(tile_acc[t], t, tile_d, tile_j)
-                    else:
-                        for t in range(n_rows):
-                            fold_distance(tile_acc[t], j, t, tile_d, tile_j)
+            for start in range(chunk_start, chunk_stop, LANES):
+                n_rows = min(LANES, chunk_stop - start)
+                if n_rows == LANES:
+                    transpose_rows(X, start, tile_x, n_features)
+                else:
+                    # The transpose always reads 16 rows: a chunk's short last tile is copied out.
+                    tile_rows[:n_rows] = X[start : start + n_rows]
+                    transpose_rows(tile_rows, 0, tile_x, n_features)
+                fold_centers(tile_x, centers_t, 0, tile_d, tile_j, n_features, CENTER_BLOCK, True)
+                for j_start in range(CENTER_BLOCK, n_padded, CENTER_BLOCK):
+                    fold_centers(
+                        tile_x, centers_t, j_start, tile_d, tile_j, n_features, CENTER_BLOCK, False
+                    )
                 store_tile(
                     start, n_rows, tile_d, tile_j,
                     labels, distances, second_labels, second_distances,
@@ -148,10 +103,23 @@ def _make_assign_accumulate_cpu(n_features: int):
                         label = tile_j[0, t]
                         weights[label] += w
                         inertia += w * tile_d[0, t]
-                        add_scaled_row(sums[label], X_tile[t], w, n_features)
+                        add_scaled_row(sums[label], X[start + t], w, n_features)
             inertia_partial[chunk] = inertia
 
     return _assign_accumulate_cpu
+
+
+def padded_centers_t(centers: np.ndarray) -> np.ndarray:
+    """Centres transposed to ``(n_features, n_padded)`` float32, padded with +inf centres.
+
+    A +inf centre is at +inf (or NaN) distance from every row, which the strict comparisons never
+    pick as nearest or runner-up, so the kernel can always work in whole blocks of centres.
+    """
+    n_clusters, n_features = centers.shape
+    n_padded = -(-n_clusters // CENTER_BLOCK) * CENTER_BLOCK
+    centers_t = np.full((n_features, n_padded), np.inf, dtype=np.float32)
+    centers_t[:, :n_clusters] = centers.T
+    return centers_t
 
 
 def get_kernel(n_features: int):
@@ -236,9 +204,8 @@ def assign_accumulate(
     n_chunks, rows_per_chunk = chunk_layout(n_samples, n_clusters, n_features)
     sums_p, weights_p, inertia_p = empty_partials(n_chunks, n_clusters, n_features)
     weights_in, weighted = weights_argument(sample_weight)
-    centers_t = np.ascontiguousarray(centers.T, dtype=np.float32)
     get_kernel(n_features)(
-        X, grouped_rows(X), weights_in, centers_t, rows_per_chunk, weighted, accumulate,
+        X, weights_in, padded_centers_t(centers), rows_per_chunk, weighted, accumulate,
         out.labels, out.distances, out.second_labels, out.second_distances,
         sums_p, weights_p, inertia_p,
     )  # fmt: skip
