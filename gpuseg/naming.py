@@ -46,26 +46,29 @@ class Term:
     """Words for a feature whose name contains ``key``: below and above the population mean.
 
     ``one_time=True`` marks a count of purchases: a segment median of at most 1 reads "one-time".
+    ``core=True`` marks recency, frequency and spend: marketing reads those first, so a segment's
+    distinctive core features are named before its other distinctive features.
     """
 
     key: str
     low: str
     high: str
     one_time: bool = False
+    core: bool = False
 
 
 # Tried in order; the first key found in the lower-cased feature name wins.
 VOCABULARY: tuple[Term, ...] = (
-    Term("recency", "recent", "lapsed"),
-    Term("days_since", "recent", "lapsed"),
-    Term("frequency", "infrequent", "frequent", one_time=True),
-    Term("orders", "few orders", "many orders", one_time=True),
-    Term("purchases", "few purchases", "many purchases", one_time=True),
+    Term("recency", "recent", "lapsed", core=True),
+    Term("days_since", "recent", "lapsed", core=True),
+    Term("frequency", "infrequent", "frequent", one_time=True, core=True),
+    Term("orders", "few orders", "many orders", one_time=True, core=True),
+    Term("purchases", "few purchases", "many purchases", one_time=True, core=True),
     Term("visits", "rare visitors", "frequent visitors"),
-    Term("monetary", "low spend", "high spend"),
-    Term("spend", "low spend", "high spend"),
-    Term("revenue", "low spend", "high spend"),
-    Term("amount", "low spend", "high spend"),
+    Term("monetary", "low spend", "high spend", core=True),
+    Term("spend", "low spend", "high spend", core=True),
+    Term("revenue", "low spend", "high spend", core=True),
+    Term("amount", "low spend", "high spend", core=True),
     Term("value", "low value", "high value"),
     Term("basket", "small baskets", "large baskets"),
     Term("aov", "small baskets", "large baskets"),
@@ -74,6 +77,7 @@ VOCABULARY: tuple[Term, ...] = (
     Term("discount", "full-price", "discount-driven"),
     Term("return", "few returns", "many returns"),
     Term("categor", "narrow range", "broad range"),
+    Term("channel", "single-channel", "multichannel"),
 )
 
 
@@ -100,13 +104,18 @@ def feature_word(
     >>> feature_word("n_returns", 2.0), feature_word("Pages Viewed", -0.9)
     ('many returns', 'low Pages Viewed')
     """
+    term = _term(feature, vocabulary)
+    if term is None:
+        return f"{'high' if z > 0 else 'low'} {feature}"
+    if term.one_time and median is not None and median <= 1:
+        return "one-time"
+    return term.high if z > 0 else term.low
+
+
+def _term(feature: str, vocabulary: Sequence[Term]) -> Term | None:
+    """The first vocabulary entry whose key is in the lower-cased feature name."""
     lowered = feature.lower()
-    for term in vocabulary:
-        if term.key in lowered:
-            if term.one_time and median is not None and median <= 1:
-                return "one-time"
-            return term.high if z > 0 else term.low
-    return f"{'high' if z > 0 else 'low'} {feature}"
+    return next((term for term in vocabulary if term.key in lowered), None)
 
 
 def describe_segments(
@@ -149,7 +158,18 @@ def describe_segments(
     if max_terms < 1:
         raise ValueError(f"max_terms={max_terms!r} should be >= 1.")
     z = np.nan_to_num(np.asarray(profile.z, dtype=np.float64), nan=0.0)
-    rankings = [np.argsort(-np.abs(z[j]), kind="stable") for j in range(profile.n_clusters)]
+    # Distinctive features in naming order: core (recency, frequency, spend) first, then the
+    # others, each group by decreasing |z|; below min_z, by |z| alone (for telling names apart).
+    core = np.array([
+        (term := _term(f, vocabulary)) is not None and term.core for f in profile.feature_names
+    ])
+
+    def ranking(j: int) -> np.ndarray:
+        strength = np.abs(z[j])
+        first = ~(core & (strength >= min_z))
+        return np.lexsort((-strength, first))
+
+    rankings = [ranking(j) for j in range(profile.n_clusters)]
     lengths = [
         min(max_terms, int((np.abs(z[j]) >= min_z).sum())) for j in range(profile.n_clusters)
     ]
