@@ -136,7 +136,7 @@ class DaskSource:
         weight_column: str | None = None,
         client: Client | str | None = None,
         storage_options: dict[str, Any] | None = None,
-        persist: bool = True,
+        persist: bool | str = "auto",
         plan: FeaturePlan | None = None,
     ) -> DaskSource:
         """One partition per Parquet file, read by a task on a worker.
@@ -151,8 +151,12 @@ class DaskSource:
         path, columns, id_column, weight_column, storage_options
             As for :class:`gpuseg.parquet.ParquetSource`. The workers must reach ``path``
             (a shared filesystem or an object store URL).
-        client, persist
+        client
             As for :class:`DaskSource`.
+        persist : bool or "auto", default "auto"
+            As for :class:`DaskSource`; "auto" keeps the partitions in worker memory when their
+            float32 blocks take at most half the workers' memory limits together, and re-reads
+            them from Parquet on every pass otherwise.
         plan : gpuseg.plan.FeaturePlan, optional
             A fitted feature plan, applied by each worker to the files it reads (as
             ``ParquetSource(plan=...)`` does); then ``columns`` is not given.
@@ -185,6 +189,9 @@ class DaskSource:
                 for file, n in zip(files, rows, strict=True)
                 if n > 0
             ]
+            if persist == "auto":
+                row_bytes = 4 * len(feature_names) + 16  # float32 features, weight and id
+                persist = _fits_in_memory(owner_client, sum(rows) * row_bytes)
             source = cls(parts, feature_names, owner_client, persist=persist)
         except BaseException:
             _close_owned(owner_client, owned)
@@ -199,7 +206,7 @@ class DaskSource:
         X: da.Array | dd.DataFrame,
         sample_weight: da.Array | dd.Series | np.ndarray | None = None,
         client: Client | str | None = None,
-        persist: bool = True,
+        persist: bool | str = "auto",
     ) -> DaskSource:
         """One partition per row chunk of a 2-D Dask array, or per partition of a dataframe.
 
@@ -211,8 +218,11 @@ class DaskSource:
         sample_weight : dask array, dask Series or ndarray of shape (n_samples,), optional
             Non-negative row weights. A Dask one must have the partitions of ``X``; an ndarray
             is cut along the row chunks of an array ``X`` with known chunk sizes.
-        client, persist
+        client
             As for :class:`DaskSource`.
+        persist : bool or "auto", default "auto"
+            As for :meth:`from_parquet`; "auto" keeps the partitions unless the array's size is
+            known and exceeds half the workers' memory limits.
 
         Returns
         -------
@@ -240,6 +250,14 @@ class DaskSource:
             dask.delayed(_dask_batch, pure=False)(block, w, i, columns)
             for i, (block, w) in enumerate(zip(blocks, weights, strict=True))
         ]
+        if persist == "auto":  # unknown size or cluster: keep the partitions, as dask would
+            probe = client if isinstance(client, Client) else _default_or_none()
+            n_rows = X.shape[0] if isinstance(X, da.Array) else np.nan
+            persist = bool(
+                probe is None
+                or np.isnan(n_rows)
+                or _fits_in_memory(probe, int(n_rows) * (4 * len(columns) + 8))
+            )
         return cls(parts, columns, client, persist=persist)
 
     # -- the source interface ---------------------------------------------------------------------
@@ -495,6 +513,22 @@ def _connect(client: Client | str | None) -> tuple[Client, bool]:
             processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0"
         )
         return Client(cluster), True
+
+
+def _default_or_none() -> Client | None:
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def _fits_in_memory(client: Client, nbytes: int) -> bool:
+    """Whether ``nbytes`` take at most half of the workers' memory limits together (no limit
+    set counts as fitting)."""
+    limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
+    if not limits or 0 in limits:
+        return True
+    return nbytes <= 0.5 * sum(limits)
 
 
 def _close_owned(client: Client, owned: bool) -> None:

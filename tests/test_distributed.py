@@ -332,3 +332,18 @@ def test_plan_is_applied_by_the_workers(client, tmp_path):
         assert source.n_features == plan.n_features == local.n_features
         gathered = np.vstack([batch.X for batch in source.batches()])
     np.testing.assert_array_equal(gathered, plan.transform(whole))
+
+
+def test_partitions_are_kept_in_memory_only_when_they_fit(client, data, monkeypatch):
+    import gpuseg.distributed as distributed
+
+    fits = distributed._fits_in_memory
+    limits = [w["memory_limit"] for w in client.scheduler_info()["workers"].values()]
+    assert fits(client, int(0.4 * sum(limits))) and not fits(client, sum(limits))
+    _, _, folder = data
+    with DaskSource.from_parquet(folder, client=client) as source:
+        assert source.persist is True  # a few MB against the workers' limits
+    monkeypatch.setattr(distributed, "_fits_in_memory", lambda client, nbytes: False)
+    with DaskSource.from_parquet(folder, client=client) as source:
+        assert source.persist is False
+        assert source.n_samples == FILE_ROWS * N_FILES  # re-read from Parquet on each pass
