@@ -73,6 +73,7 @@ def best_try(
             refined = lloyd(
                 sample, centers, backend,
                 max_iter=_SAMPLE_MAX_ITER, tol=settings.tol, far_source=sample,
+                name="sample pass",
             )  # fmt: skip
             centers, inertia = refined.centers, refined.inertia
         else:

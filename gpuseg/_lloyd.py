@@ -101,20 +101,22 @@ def lloyd(
     far_source: ArraySource,
     assignment: Assignment | None = None,
     progress: bool = False,
+    name: str = "lloyd pass",
 ) -> LloydResult:
     """Exact Lloyd passes from ``centers`` until pass ``t`` gives
     ``inertia[t-1] - inertia[t] <= tol * inertia[t-1]`` or ``max_iter`` passes have run.
 
     The returned centres are those of the last pass, so that its assignment and inertia are
-    exactly theirs (the last update is not applied).
+    exactly theirs (the last update is not applied). ``name`` labels the passes in the log and
+    on the progress bar.
     """
     previous_inertia = np.inf
     just_relocated = True
     for n_iter in range(1, max_iter + 1):
-        label = f"lloyd pass {n_iter}" if progress else None
+        label = f"{name} {n_iter}" if progress else None
         cluster_sums = run_pass(source, centers, backend, assignment, label)
         inertia = cluster_sums.inertia
-        logger.info("lloyd pass %d: inertia %.8g", n_iter, inertia)
+        logger.info("%s %d: inertia %.8g", name, n_iter, inertia)
         if not just_relocated and previous_inertia - inertia <= tol * previous_inertia:
             return LloydResult(centers, cluster_sums, n_iter, converged=True)
         if n_iter == max_iter:

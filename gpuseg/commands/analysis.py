@@ -91,7 +91,9 @@ def run_choose_k(args: Namespace, console: Console) -> dict[str, Any]:
     with console.step(f"choose-k over k={ks[0]}..{ks[-1]}", source.n_samples * len(ks)):
         selection = evaluate_k(
             source, ks, random_state=args.seed, sample_size=args.sample, min_share=args.min_share,
-            device=args.device, kmeans_params={"n_init": 1, "max_iter": args.max_iter},
+            device=args.device,
+            kmeans_params={"n_init": 1, "max_iter": args.max_iter,
+                           "verbose": 1 if console.progress else 0},
         )  # fmt: skip
     result = selection.to_dict()
     result["data"] = args.data

@@ -444,7 +444,7 @@ def run_assign(args: Namespace, console: Console) -> dict[str, Any]:
         "assign", source.n_samples
     ):
         report = assign(model, source, temporary, ambiguity=args.ambiguity, overwrite=True,
-                        device=args.device)  # fmt: skip
+                        device=args.device, progress=console.progress)  # fmt: skip
     console.say(f"wrote labels of {report.n_rows:,} customers to {target} "
                 f"({len(report.files)} file(s) and a _SUCCESS manifest)")  # fmt: skip
     return {"labels": str(target), "rows": report.n_rows}
