@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
+from tqdm.auto import tqdm
 
 from gpuseg.commands._common import (
     CommandError,
@@ -166,7 +167,10 @@ def collect(model, model_path: str, data: str, args: Namespace, console: Console
     samples, sample_labels, ids, labels = [], [], [], []
     grid = np.zeros((5, 5), dtype=np.int64) if has_rfm else None
     rows = 0
-    with console.step("profile pass") as step:
+    with console.step("profile pass") as step, tqdm(
+        total=source.n_samples, desc="profile pass", unit="rows", unit_scale=True,
+        disable=not console.progress, leave=False,
+    ) as bar:  # fmt: skip
         for path in source.files:
             first = 0
             dataset = ds.dataset(path, format="parquet")
@@ -189,6 +193,7 @@ def collect(model, model_path: str, data: str, args: Namespace, console: Console
                     ids.append(frame[source.id_column].to_numpy())
                     labels.append(assignment.labels.copy())
                 rows += batch.num_rows
+                bar.update(batch.num_rows)
         step["rows"] = rows
     if rows == 0:
         raise DataError("has no rows to profile; expected at least one", data)

@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,9 @@ def run_rfm(args: Namespace, console: Console) -> dict[str, Any]:
         "order": args.order, "category": args.category, "channel": args.channel,
         "quantity": args.quantity,
     }  # fmt: skip
-    with dask_client(args, console) as client, console.step("rfm") as step:
+    with dask_client(args, console) as client, console.step("rfm") as step, _dask_bar(
+        console.progress and client is None
+    ):
         try:
             result = compute_rfm(
                 args.transactions, as_of=args.as_of, returns=args.returns, client=client,
@@ -85,6 +88,15 @@ def run_rfm(args: Namespace, console: Console) -> dict[str, Any]:
         if row["count"]:
             console.say(f"{name:<20} {int(row['count']):>10,} {row['share']:>7.1%}")
     return {"output": str(target), "as_of": as_of, "customers": len(frame)}
+
+
+def _dask_bar(show: bool):
+    """Dask's own progress bar over the local scheduler's tasks, when attached to a terminal."""
+    if not show:
+        return contextlib.nullcontext()
+    from dask.diagnostics import ProgressBar
+
+    return ProgressBar(out=sys.stderr)
 
 
 def _check_input_exists(path: str) -> None:
