@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _blocks import make_block
 
 from gpuseg._backend import _cuda_visible, _cupy_importable
 
@@ -20,17 +21,6 @@ def _real_gpu() -> bool:
 
 
 requires_gpu = pytest.mark.skipif(not _real_gpu(), reason="needs a real CUDA GPU and CuPy")
-
-
-def make_block(n_samples, n_features, n_clusters, seed):
-    """Asymmetric data: per-feature scales and offsets differ, centres drawn from the rows."""
-    rng = np.random.default_rng(seed)
-    scales = rng.uniform(0.5, 5.0, n_features)
-    offsets = rng.uniform(-3.0, 3.0, n_features)
-    X = (rng.standard_normal((n_samples, n_features)) * scales + offsets).astype(np.float32)
-    centers = X[rng.choice(n_samples, n_clusters, replace=False)].copy()
-    weights = rng.uniform(0.5, 2.0, n_samples).astype(np.float32)
-    return X, centers, weights
 
 
 def to_host(assignment):
