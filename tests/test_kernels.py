@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from gpuseg.kernels import assign_accumulate, fused, uses_gemm
+from gpuseg.kernels._layout import STREAMING_MIN_ROWS
 from gpuseg.kernels.fused import assign_accumulate as assign_accumulate_direct
 from gpuseg.kernels.gemm import assign_accumulate_gemm
 from gpuseg.kernels.types import Assignment
@@ -183,3 +184,25 @@ def test_dispatch_picks_the_path_by_size():
 def test_bad_shapes_and_dtypes_name_the_argument(kernel, X, centers, weights, match):
     with pytest.raises(ValueError, match=match):
         kernel(X, centers, weights)
+
+
+def test_streamed_outputs_equal_cached_ones():
+    # Long blocks write their per-row outputs with non-temporal stores when the outputs start on a
+    # 64-byte boundary; misaligned outputs take the ordinary stores. Both must agree, and with
+    # the oracle.
+    X, centers, w = make_block(STREAMING_MIN_ROWS + 37, 6, 7, seed=4)
+    aligned = Assignment.empty(len(X))
+    buffers = [np.empty(len(X) + 1, dtype=a.dtype) for a in vars(aligned).values()]
+    misaligned = Assignment(*(b[1:] if b.ctypes.data % 64 == 0 else b[:-1] for b in buffers))
+    assert fused.streams_outputs(tuple(vars(aligned).values()))
+    assert not fused.streams_outputs(tuple(vars(misaligned).values()))
+    streamed, s1 = assign_accumulate_direct(X, centers, w, out=aligned)
+    cached, s2 = assign_accumulate_direct(X, centers, w, out=misaligned)
+    for field in ("labels", "distances", "second_labels", "second_distances"):
+        np.testing.assert_array_equal(getattr(streamed, field), getattr(cached, field))
+    assert s1.sums.tobytes() == s2.sums.tobytes() and s1.inertia == s2.inertia
+    rows = slice(0, 20_000)
+    labels, second, best, *_ = oracle(X[rows], centers, w[rows])
+    np.testing.assert_array_equal(streamed.labels[rows], labels)
+    np.testing.assert_array_equal(streamed.second_labels[rows], second)
+    np.testing.assert_allclose(streamed.distances[rows], best, rtol=1e-5, atol=1e-5)

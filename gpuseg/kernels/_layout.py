@@ -23,6 +23,12 @@ from numba.extending import intrinsic
 _PARTIALS_BUDGET_BYTES = 32 * 2**20
 _MAX_CHUNKS = 256
 _MIN_ROWS_PER_CHUNK = 2048
+# Chunks start on a multiple of this many rows, so that a tile of 16 int32/float32 outputs fills
+# one 64-byte line when the output starts on one.
+_CHUNK_ROW_MULTIPLE = 16
+# Per-row outputs of blocks at least this long are written with non-temporal stores: they would
+# not stay in cache anyway, and streaming them skips reading their lines in before writing.
+STREAMING_MIN_ROWS = 1 << 18
 
 # Reassociation lets LLVM vectorise the distance loops; no-NaN/no-inf flags are left out on purpose
 # so that an infinite distance compares as expected.
@@ -34,8 +40,18 @@ def chunk_layout(n_samples: int, n_clusters: int, n_features: int) -> tuple[int,
     partial_bytes = 8 * n_clusters * (n_features + 1)
     max_chunks = max(1, min(_MAX_CHUNKS, _PARTIALS_BUDGET_BYTES // partial_bytes))
     rows_per_chunk = max(_MIN_ROWS_PER_CHUNK, math.ceil(n_samples / max_chunks))
+    rows_per_chunk = -(-rows_per_chunk // _CHUNK_ROW_MULTIPLE) * _CHUNK_ROW_MULTIPLE
     n_chunks = max(1, math.ceil(n_samples / rows_per_chunk))
     return n_chunks, rows_per_chunk
+
+
+def streams_outputs(outputs: tuple[np.ndarray, ...]) -> bool:
+    """Whether a kernel writes these per-row outputs with non-temporal stores.
+
+    Only long outputs that all start on a 64-byte boundary (as :meth:`Assignment.empty` allocates
+    them), so that each tile's stores fill whole cache lines.
+    """
+    return len(outputs[0]) >= STREAMING_MIN_ROWS and all(a.ctypes.data % 64 == 0 for a in outputs)
 
 
 @numba.njit(inline="always")

@@ -1,21 +1,23 @@
 """Explicit-vector pieces of the direct CPU kernel: 16 rows at a time, one row per vector lane.
 
 numba compiles with LLVM's SLP vectoriser off, and the loop vectoriser, given a loop over a tile's
-rows per centre, reloads the tile for every centre. These two intrinsics are written as LLVM vector
-IR instead (``<16 x float>``: one AVX-512 register; LLVM splits it on narrower machines):
+rows per centre, reloads the tile for every centre. These intrinsics are written as LLVM vector IR
+instead (``<16 x float>``: one AVX-512 register; LLVM splits it on narrower machines):
 
-``transpose_rows(X, start, tile_x, n_features)``
-    ``tile_x[f, r] = X[start + r, f]`` for the 16 rows from ``start``: each row is loaded 16
-    features at a time and the 16 x 16 blocks are transposed in registers.
-``fold_centers(tile_x, centers_t, j_start, tile_d, tile_j, n_features, n_block, first)``
-    Squared distances ``sum_f (tile_x[f] - centers_t[f, j])^2`` of the 16 rows to the ``n_block``
-    centres from ``j_start``, folded in increasing ``j`` into the rows' running nearest (``[0]``)
-    and runner-up (``[1]``) in ``tile_d``/``tile_j``. Every centre of the block keeps its 16
-    distances in a register, so each feature row of the tile is loaded once per block (the
-    GEMM-style micro-kernel), and features are summed in increasing ``f``.
+``nearest_in_tile(X, start, centers_t, tile_x, tile_d, tile_j, n_features, n_block)``
+    The 16 rows from ``start`` are loaded 16 features at a time and transposed in registers into
+    one vector per feature. Squared distances ``sum_f (x[f] - centers_t[f, j])^2`` to a block of
+    ``n_block`` centres are computed together, each centre's 16 distances in a register, so each
+    feature vector is reused across the block (the GEMM-style micro-kernel); features are summed
+    in increasing ``f``. Blocks are folded in increasing ``j`` into the rows' nearest (``[0]``)
+    and runner-up (``[1]``) in ``tile_d``/``tile_j``.
+``store_tile_lanes(...)``
+    The tile's four per-row outputs as four vector stores, non-temporal for long blocks.
+``accumulate_tile(...)``
+    The tile's rows added to their nearest centre's float64 sums, weights and per-lane inertia.
 
-Both are CPU-only; ``n_features``, ``n_block`` and ``first`` must be compile-time constants (the
-kernel is compiled once per ``n_features``) and every array C-contiguous. numba's disk cache
+All are CPU-only; ``n_features``, ``n_block`` and ``weighted`` must be compile-time constants (the
+kernel is compiled once per ``n_features``) and every 2-D array C-contiguous. numba's disk cache
 checks only the calling kernel's own source file: after editing this module, delete the cached
 ``*.nbi``/``*.nbc`` files in ``gpuseg/kernels/__pycache__``.
 """
@@ -149,110 +151,324 @@ def _transpose16(builder, rows):
     return [values[labels.index([(r, c) for r in range(LANES)])] for c in range(LANES)]
 
 
+def _transpose_rows(builder, x_data, first, n):
+    """The 16 rows from element ``first`` of ``x_data``, as ``n`` vectors: one per feature."""
+    columns = []
+    for block in range(0, n, LANES):
+        width = min(LANES, n - block)
+        rows = [
+            _load_first(builder, x_data, builder.add(first, _I64(r * n + block)), width)
+            for r in range(LANES)
+        ]
+        columns.extend(_transpose16(builder, rows)[:width])
+    return columns
+
+
+def _block_distances(builder, column, centers_data, row_stride, j0, n, n_centers):
+    """The 16 rows' squared distances to centres ``j0:j0 + n_centers``, one vector per centre.
+
+    ``column(f)`` is feature ``f``'s vector: ``f`` a Python int when ``n`` is unrolled, an LLVM
+    value otherwise. Features are summed in increasing order; each centre's distances are one
+    register, so each feature vector is used ``n_centers`` times per load.
+    """
+
+    def add_features(acc, f_start, count):
+        for f in range(count):
+            if f_start is None:
+                f_index, x = _I64(f), column(f)
+            else:
+                f_index = builder.add(f_start, _I64(f))
+                x = column(f_index)
+            c_row = builder.add(builder.mul(f_index, row_stride), j0)
+            for j in range(n_centers):
+                c_ptr = builder.gep(centers_data, [builder.add(c_row, _I64(j))], source_etype=_F32)
+                diff = builder.fsub(x, _splat(builder, builder.load(c_ptr), _VEC), flags=_FLAGS)
+                square = builder.fmul(diff, diff, flags=_FLAGS)
+                acc[j] = builder.fadd(acc[j], square, flags=_FLAGS)
+        return acc
+
+    zero = ir.Constant(_VEC, [0.0] * LANES)
+    if n <= _MAX_UNROLLED_FEATURES:
+        return add_features([zero] * n_centers, None, n)
+    # Stack slots across the loop's iterations; LLVM promotes them back to registers.
+    slots = [cgutils.alloca_once_value(builder, zero) for _ in range(n_centers)]
+    with cgutils.for_range(builder, _I64(n // LANES)) as loop:
+        f_start = builder.mul(loop.index, _I64(LANES))
+        updated = add_features([builder.load(s) for s in slots], f_start, LANES)
+        for slot, value in zip(slots, updated, strict=True):
+            builder.store(value, slot)
+    return add_features([builder.load(s) for s in slots], _I64(n - n % LANES), n % LANES)
+
+
+def _fold_block(builder, acc, j0, state):
+    """Fold a block's distance vectors into ``state``: the running ``(best_d, best_j, second_d,
+    second_j)``, or ``None`` to start from the block's first centre. Returns the new state.
+
+    Strict comparisons in increasing ``j``: ties keep the lower index, NaN is never picked.
+    """
+    j0_32 = builder.trunc(j0, _I32)
+    if state is None:
+        state = (
+            acc[0],
+            _splat(builder, j0_32, _IVEC),
+            ir.Constant(_VEC, [float("inf")] * LANES),
+            ir.Constant(_IVEC, [-1] * LANES),
+        )
+        acc = acc[1:]
+        offset = 1
+    else:
+        offset = 0
+    best_d, best_j, second_d, second_j = state
+    for j, d in enumerate(acc, start=offset):
+        index = _splat(builder, builder.add(j0_32, _I32(j)), _IVEC)
+        below_best = builder.fcmp_ordered("<", d, best_d)
+        below_second = builder.fcmp_ordered("<", d, second_d)
+        second_d = builder.select(below_best, best_d, builder.select(below_second, d, second_d))
+        second_j = builder.select(below_best, best_j, builder.select(below_second, index, second_j))
+        best_d = builder.select(below_best, d, best_d)
+        best_j = builder.select(below_best, index, best_j)
+    return best_d, best_j, second_d, second_j
+
+
 @intrinsic
-def transpose_rows(typingctx, X, start, tile_x, n_features):
-    """``tile_x[f, r] = X[start + r, f]`` for ``r < 16``; the 16 rows must exist."""
-    if not isinstance(n_features, types.IntegerLiteral) or not _c_arrays(X, tile_x):
+def nearest_in_tile(typingctx, X, start, centers_t, tile_x, tile_d, tile_j, n_features, n_block):
+    """Nearest and runner-up centre of the 16 rows ``X[start:start + 16]``, into ``tile_d``/``j``.
+
+    ``X`` is ``(n_samples, n_features)`` float32 (read; the 16 rows must exist), ``centers_t``
+    ``(n_features, n_padded)`` float32 (read, ``n_padded`` a multiple of ``n_block``), ``tile_d``/
+    ``tile_j`` ``(2, 16)`` float32/int32 (written: nearest in row 0, runner-up in row 1, one lane
+    per row). The rows are transposed in registers into one vector per feature, then every block
+    of ``n_block`` centres is folded in, in increasing order. Rows of up to 64 features stay in
+    registers; wider ones go through ``tile_x`` (``(n_features, 16)`` float32 scratch).
+    """
+    if not all(isinstance(v, types.IntegerLiteral) for v in (n_features, n_block)):
         return None
-    n = n_features.literal_value
-    sig = types.void(X, start, tile_x, n_features)
+    if not _c_arrays(X, centers_t, tile_x, tile_d, tile_j):
+        return None
+    sig = types.void(X, start, centers_t, tile_x, tile_d, tile_j, n_features, n_block)
 
     def codegen(context, builder, signature, args):
-        x_data = context.make_array(signature.args[0])(context, builder, args[0]).data
-        t_data = context.make_array(signature.args[2])(context, builder, args[2]).data
-        first = builder.mul(context.cast(builder, args[1], signature.args[1], types.intp), _I64(n))
-        for block in range(0, n, LANES):
-            width = min(LANES, n - block)
-            rows = [
-                _load_first(builder, x_data, builder.add(first, _I64(r * n + block)), width)
-                for r in range(LANES)
-            ]
-            for f, column in enumerate(_transpose16(builder, rows)[:width]):
-                _store(builder, column, t_data, _I64((block + f) * LANES))
+        arrays = [_array(context, builder, signature, args, i) for i in (0, 2, 3, 4, 5)]
+        row = context.cast(builder, args[1], signature.args[1], types.intp)
+        _nearest(builder, *arrays, row, n_features.literal_value, n_block.literal_value)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _array(context, builder, signature, args, i):
+    """The numba array structure of argument ``i``."""
+    return context.make_array(signature.args[i])(context, builder, args[i])
+
+
+def _nearest(builder, x, centers, tile_x, tile_d, tile_j, row, n, n_centers):
+    """Emit the nearest/runner-up search of the 16 rows from ``row`` (see nearest_in_tile)."""
+    d_data, j_data, t_data = tile_d.data, tile_j.data, tile_x.data
+    row_stride = cgutils.unpack_tuple(builder, centers.shape, 2)[1]
+    columns = _transpose_rows(builder, x.data, builder.mul(row, _I64(n)), n)
+    if n <= _MAX_UNROLLED_FEATURES:
+        column = columns.__getitem__
+    else:
+        for f, value in enumerate(columns):
+            _store(builder, value, t_data, _I64(f * LANES))
+
+        def column(f_index):
+            return _load(builder, t_data, builder.mul(f_index, _I64(LANES)))
+
+    def distances(j0):
+        return _block_distances(builder, column, centers.data, row_stride, j0, n, n_centers)
+
+    state = _fold_block(builder, distances(_I64(0)), _I64(0), None)
+    _store_state(builder, state, d_data, j_data)
+    n_blocks = builder.sdiv(row_stride, _I64(n_centers))
+    with cgutils.for_range(builder, builder.sub(n_blocks, _I64(1))) as loop:
+        j0 = builder.mul(builder.add(loop.index, _I64(1)), _I64(n_centers))
+        state = (
+            _load(builder, d_data, _I64(0)),
+            _load(builder, j_data, _I64(0), _IVEC),
+            _load(builder, d_data, _I64(LANES)),
+            _load(builder, j_data, _I64(LANES), _IVEC),
+        )
+        _store_state(builder, _fold_block(builder, distances(j0), j0, state), d_data, j_data)
+
+
+def _store_state(builder, state, d_data, j_data):
+    """Write the running nearest and runner-up into ``tile_d``/``tile_j``."""
+    best_d, best_j, second_d, second_j = state
+    _store(builder, best_d, d_data, _I64(0))
+    _store(builder, second_d, d_data, _I64(LANES))
+    _store(builder, best_j, j_data, _I64(0))
+    _store(builder, second_j, j_data, _I64(LANES))
+
+
+@intrinsic
+def store_tile_lanes(
+    typingctx, start, tile_d, tile_j, labels, distances, second_labels, second_distances, streaming
+):
+    """Write a whole tile's nearest and runner-up (``tile_d``/``tile_j``) to rows ``start:+16``.
+
+    Four 16-lane vector stores. With ``streaming`` they are non-temporal: written straight to
+    memory, without first reading the output's cache lines in or evicting the block being read;
+    every output row ``start`` must then sit on a 64-byte boundary. A streaming kernel ends with
+    :func:`store_fence`.
+    """
+    outputs = (labels, distances, second_labels, second_distances)
+    if not _c_arrays(tile_d, tile_j) or not all(
+        isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in outputs
+    ):
+        return None
+    sig = types.void(
+        start, tile_d, tile_j, labels, distances, second_labels, second_distances, streaming
+    )
+
+    def codegen(context, builder, signature, args):
+        row = context.cast(builder, args[0], signature.args[0], types.intp)
+        d_data = context.make_array(signature.args[1])(context, builder, args[1]).data
+        j_data = context.make_array(signature.args[2])(context, builder, args[2]).data
+        streaming = context.cast(builder, args[7], signature.args[7], types.boolean)
+        vectors = (
+            _load(builder, j_data, _I64(0), _IVEC),
+            _load(builder, d_data, _I64(0)),
+            _load(builder, j_data, _I64(LANES), _IVEC),
+            _load(builder, d_data, _I64(LANES)),
+        )
+        targets = [
+            context.make_array(signature.args[3 + i])(context, builder, args[3 + i]).data
+            for i in range(4)
+        ]
+        non_temporal = builder.module.add_metadata([_I32(1)])
+        with builder.if_else(streaming) as (then, otherwise):
+            with then:
+                for value, data in zip(vectors, targets, strict=True):
+                    store = builder.store(value, _vector_ptr(builder, data, row, value.type), 64)
+                    store.set_metadata("nontemporal", non_temporal)
+            with otherwise:
+                for value, data in zip(vectors, targets, strict=True):
+                    _store(builder, value, data, row)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
 @intrinsic
-def fold_centers(typingctx, tile_x, centers_t, j_start, tile_d, tile_j, n_features, n_block, first):
-    """Fold centres ``j_start:j_start + n_block`` into 16 rows' nearest and runner-up.
-
-    ``tile_x`` is ``(n_features, 16)`` float32 (read), ``centers_t`` ``(n_features, n_clusters)``
-    float32 (read), ``tile_d``/``tile_j`` ``(2, 16)`` float32/int32 (read unless ``first``,
-    written). With ``first``, centre ``j_start`` starts the nearest and the runner-up ``(-1, inf)``.
-    """
-    literals = (n_features, n_block, first)
-    if not all(isinstance(v, (types.IntegerLiteral, types.BooleanLiteral)) for v in literals):
-        return None
-    if not _c_arrays(tile_x, centers_t, tile_d, tile_j):
-        return None
-    n = n_features.literal_value
-    n_centers = n_block.literal_value
-    is_first = first.literal_value
-    sig = types.void(tile_x, centers_t, j_start, tile_d, tile_j, n_features, n_block, first)
+def store_fence(typingctx):
+    """Order this thread's earlier non-temporal stores before anything it does next."""
+    sig = types.void()
 
     def codegen(context, builder, signature, args):
-        t_data = context.make_array(signature.args[0])(context, builder, args[0]).data
-        centers = context.make_array(signature.args[1])(context, builder, args[1])
-        row_stride = cgutils.unpack_tuple(builder, centers.shape, 2)[1]
-        j0 = context.cast(builder, args[2], signature.args[2], types.intp)
-        d_data = context.make_array(signature.args[3])(context, builder, args[3]).data
-        j_data = context.make_array(signature.args[4])(context, builder, args[4]).data
+        builder.fence("seq_cst")
+        return context.get_dummy_value()
 
-        def add_features(acc, f_start, count):
-            """Add features ``f_start:f_start + count`` to the block's accumulators."""
-            for f in range(count):
-                f_index = builder.add(f_start, _I64(f))
-                x = _load(builder, t_data, builder.mul(f_index, _I64(LANES)))
-                c_row = builder.add(builder.mul(f_index, row_stride), j0)
-                for j in range(n_centers):
-                    c_ptr = builder.gep(
-                        centers.data, [builder.add(c_row, _I64(j))], source_etype=_F32
-                    )
-                    diff = builder.fsub(x, _splat(builder, builder.load(c_ptr), _VEC), flags=_FLAGS)
-                    square = builder.fmul(diff, diff, flags=_FLAGS)
-                    acc[j] = builder.fadd(acc[j], square, flags=_FLAGS)
-            return acc
+    return sig, codegen
 
-        zero = ir.Constant(_VEC, [0.0] * LANES)
+
+_F64 = ir.DoubleType()
+# Float64 accumulation works in vectors of this many features.
+_SUM_WIDTH = 4
+
+
+class _TileSums:
+    """Emits the float64 accumulation of a tile's 16 rows into their nearest centres' totals.
+
+    The labels and nearest distances are read from ``tile_j``/``tile_d`` when it is created, so
+    the caller may overwrite them afterwards. ``add_row(t)`` emits row ``t``; every row must be
+    added, in increasing ``t``, then ``add_inertia()`` once.
+    """
+
+    def __init__(self, builder, x_data, w_data, d_data, j_data, sums_data, weights_data,
+                 inertia_data, row0, n, weighted):  # fmt: skip
+        self.builder, self.n, self.weighted, self.row0 = builder, n, weighted, row0
+        self.x_data, self.w_data = x_data, w_data
+        self.sums_data, self.weights_data, self.inertia_data = sums_data, weights_data, inertia_data
+        self.labels = [
+            builder.sext(builder.load(builder.gep(j_data, [_I64(t)])), _I64) for t in range(LANES)
+        ]
+        self.nearest = _load(builder, d_data, _I64(0))
+
+    def add_row(self, t):
+        """``sums[j] += w * X[row0 + t]`` and ``weights[j] += w``, ``j`` the row's label."""
+        builder, n = self.builder, self.n
+        row = builder.add(self.row0, _I64(t))
+        label = self.labels[t]
+        w = self._weight(row)
+        x_offset = builder.mul(row, _I64(n))
+        s_offset = builder.mul(label, _I64(n))
         if n <= _MAX_UNROLLED_FEATURES:
-            acc = add_features([zero] * n_centers, _I64(0), n)
+            for f in range(0, n, _SUM_WIDTH):
+                self._add_features(x_offset, s_offset, _I64(f), min(_SUM_WIDTH, n - f), w)
         else:
-            # Stack slots across the loop's iterations; LLVM promotes them back to registers.
-            slots = [cgutils.alloca_once_value(builder, zero) for _ in range(n_centers)]
-            with cgutils.for_range(builder, _I64(n // LANES)) as loop:
-                f_start = builder.mul(loop.index, _I64(LANES))
-                updated = add_features([builder.load(s) for s in slots], f_start, LANES)
-                for slot, value in zip(slots, updated, strict=True):
-                    builder.store(value, slot)
-            acc = add_features([builder.load(s) for s in slots], _I64(n - n % LANES), n % LANES)
+            with cgutils.for_range(builder, _I64(n // _SUM_WIDTH)) as loop:
+                f_start = builder.mul(loop.index, _I64(_SUM_WIDTH))
+                self._add_features(x_offset, s_offset, f_start, _SUM_WIDTH, w)
+            if n % _SUM_WIDTH:
+                f_tail = _I64(n - n % _SUM_WIDTH)
+                self._add_features(x_offset, s_offset, f_tail, n % _SUM_WIDTH, w)
+        weight_ptr = builder.gep(self.weights_data, [label])
+        builder.store(builder.fadd(builder.load(weight_ptr), w), weight_ptr)
 
-        j0_32 = builder.trunc(j0, _I32)
-        if is_first:
-            best_d, best_j = acc[0], _splat(builder, j0_32, _IVEC)
-            second_d = ir.Constant(_VEC, [float("inf")] * LANES)
-            second_j = ir.Constant(_IVEC, [-1] * LANES)
-        else:
-            best_d, second_d = _load(builder, d_data, _I64(0)), _load(builder, d_data, _I64(LANES))
-            best_j = _load(builder, j_data, _I64(0), _IVEC)
-            second_j = _load(builder, j_data, _I64(LANES), _IVEC)
-        for j in range(1 if is_first else 0, n_centers):
-            d = acc[j]
-            index = _splat(builder, builder.add(j0_32, _I32(j)), _IVEC)
-            # Strict comparisons in increasing j: ties keep the lower index, NaN is never picked.
-            below_best = builder.fcmp_ordered("<", d, best_d)
-            below_second = builder.fcmp_ordered("<", d, second_d)
-            second_d = builder.select(below_best, best_d, builder.select(below_second, d, second_d))
-            second_j = builder.select(
-                below_best, best_j, builder.select(below_second, index, second_j)
-            )
-            best_d = builder.select(below_best, d, best_d)
-            best_j = builder.select(below_best, index, best_j)
-        _store(builder, best_d, d_data, _I64(0))
-        _store(builder, second_d, d_data, _I64(LANES))
-        _store(builder, best_j, j_data, _I64(0))
-        _store(builder, second_j, j_data, _I64(LANES))
+    def add_inertia(self):
+        """``inertia_lanes[t] += w_t * d_t`` for the 16 rows: one float64 total per lane."""
+        builder = self.builder
+        vd = ir.VectorType(_F64, LANES)
+        d = builder.fpext(self.nearest, vd)
+        if self.weighted:
+            d = builder.fmul(d, builder.fpext(_load(builder, self.w_data, self.row0, _VEC), vd))
+        total = builder.fadd(_load(builder, self.inertia_data, _I64(0), vd), d)
+        _store(builder, total, self.inertia_data, _I64(0))
+
+    def _weight(self, row):
+        if not self.weighted:
+            return ir.Constant(_F64, 1.0)
+        return self.builder.fpext(self.builder.load(self.builder.gep(self.w_data, [row])), _F64)
+
+    def _add_features(self, x_offset, s_offset, f_start, width, w):
+        """``sums[s_offset + f:] += w * x[x_offset + f:]`` for ``width`` features."""
+        builder = self.builder
+        vd = ir.VectorType(_F64, width)
+        x_at = builder.add(x_offset, f_start)
+        x = builder.fpext(_load(builder, self.x_data, x_at, ir.VectorType(_F32, width)), vd)
+        if self.weighted:
+            x = builder.fmul(x, _splat(builder, w, vd))
+        s_at = builder.add(s_offset, f_start)
+        total = builder.fadd(_load(builder, self.sums_data, s_at, vd), x)
+        _store(builder, total, self.sums_data, s_at)
+
+
+@intrinsic
+def accumulate_tile(
+    typingctx, X, sample_weight, start, tile_d, tile_j, sums, weights, inertia_lanes,
+    n_features, weighted,
+):  # fmt: skip
+    """Add the 16 rows from ``start`` to their nearest centre's float64 totals, in row order.
+
+    For each row ``t``, with ``j = tile_j[0, t]`` and ``w = sample_weight[start + t]`` (1 unless
+    ``weighted``): ``sums[j] += w * X[start + t]``, ``weights[j] += w`` and
+    ``inertia_lanes[t] += w * tile_d[0, t]``. The same arithmetic as a plain loop over the rows,
+    without its per-row index checks: labels must lie in ``[0, sums.shape[0])`` and the 16 rows
+    must exist. ``n_features`` and ``weighted`` must be compile-time constants.
+    """
+    if not isinstance(n_features, types.IntegerLiteral) or not isinstance(
+        weighted, types.BooleanLiteral
+    ):
+        return None
+    if not _c_arrays(X, tile_d, tile_j, sums):
+        return None
+    sig = types.void(
+        X, sample_weight, start, tile_d, tile_j, sums, weights, inertia_lanes, n_features, weighted
+    )
+
+    def codegen(context, builder, signature, args):
+        x, w, d, j, sums_, weights_, inertia = (
+            _array(context, builder, signature, args, i) for i in (0, 1, 3, 4, 5, 6, 7)
+        )
+        row = context.cast(builder, args[2], signature.args[2], types.intp)
+        tile = _TileSums(
+            builder, x.data, w.data, d.data, j.data, sums_.data, weights_.data, inertia.data,
+            row, n_features.literal_value, weighted.literal_value,
+        )  # fmt: skip
+        for t in range(LANES):
+            tile.add_row(t)
+        tile.add_inertia()
         return context.get_dummy_value()
 
     return sig, codegen

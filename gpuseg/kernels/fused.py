@@ -18,12 +18,14 @@ and, when accumulating, the float64 totals::
 Distances are computed directly as sums of squared differences in float32 (no ``|x|^2 - 2x.c``
 cancellation), features summed in increasing order. Each chunk of rows is worked through in tiles
 of 16 rows, one row per lane of a 16-float vector (see :mod:`gpuseg.kernels._simd`): the tile is
-transposed in registers into a ``(n_features, 16)`` scratch array, then the centres are taken in
-blocks of ``CENTER_BLOCK``, each centre's 16 distances held in a register while every feature row
-of the tile is loaded once per block, and folded into the rows' nearest and runner-up. The kernel
-is compiled once per ``n_features``, which it holds as a constant. Totals are accumulated in
-float64 per chunk, one row at a time in row order, and the chunks are reduced in chunk order, so
-results do not depend on the thread count. Ties go to the lower centre index.
+transposed in registers into one vector per feature, then the centres are taken in blocks of
+``CENTER_BLOCK``, each centre's 16 distances held in a register while each feature vector is
+reused across the block, and folded into the rows' nearest and runner-up. The kernel is compiled
+once per ``n_features`` (and with or without weights and sums), which it holds as constants.
+Totals are accumulated in float64 per chunk, one row at a time in row order (the inertia one
+total per lane), and the chunks are reduced in chunk order, so results do not depend on the
+thread count. Ties go to the lower centre index. The per-row outputs of long blocks are written
+with non-temporal stores, which skip reading their cache lines in first.
 """
 
 from __future__ import annotations
@@ -37,19 +39,51 @@ from gpuseg.kernels._layout import (
     chunk_layout,
     empty_partials,
     store_tile,
+    streams_outputs,
 )
-from gpuseg.kernels._simd import LANES, fold_centers, transpose_rows
+from gpuseg.kernels._simd import (
+    LANES,
+    accumulate_tile,
+    nearest_in_tile,
+    store_fence,
+    store_tile_lanes,
+)
 from gpuseg.kernels.types import Assignment, ClusterSums
 
-_KERNELS: dict[int, numba.core.registry.CPUDispatcher] = {}
+_KERNELS: dict[tuple[int, bool, bool], numba.core.registry.CPUDispatcher] = {}
 
 # Centres whose distances are computed together, each in its own register, so that a tile's feature
 # row is loaded once per block rather than once per centre; ``centers_t`` is padded to a multiple.
 CENTER_BLOCK = 8
 
 
-def _make_assign_accumulate_cpu(n_features: int):
-    """Compile the fused kernel with ``n_features`` a constant: its loops over features unroll."""
+def _make_assign_accumulate_cpu(n_features: int, weighted: bool, accumulate: bool):
+    """Compile the fused kernel for one ``n_features``, with or without weights and sums.
+
+    All three are constants of the compiled code: its loops over features unroll, and the
+    unweighted kernel adds rows without multiplying them by a weight.
+    """
+
+    @numba.njit(inline="always")
+    def accumulate_rows(
+        X, sample_weight, start, n_rows, tile_d, tile_j, sums, weights, inertia_lanes
+    ):
+        """:func:`accumulate_tile` for a chunk's short last tile of ``n_rows`` rows."""
+        if weighted:
+            for t in range(n_rows):
+                inertia_lanes[t] += np.float64(sample_weight[start + t]) * tile_d[0, t]
+        else:
+            for t in range(n_rows):
+                inertia_lanes[t] += tile_d[0, t]
+        for t in range(n_rows):
+            label = tile_j[0, t]
+            if weighted:
+                w = np.float64(sample_weight[start + t])
+                weights[label] += w
+                add_scaled_row(sums[label], X[start + t], w, n_features)
+            else:
+                weights[label] += 1.0
+                add_scaled_row(sums[label], X[start + t], 1.0, n_features)
 
     @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
     def _assign_accumulate_cpu(
@@ -57,8 +91,7 @@ def _make_assign_accumulate_cpu(n_features: int):
         sample_weight,  # IN (n_samples,), or (1,) when not weighted
         centers_t,  # IN (n_features, n_padded) float32, transposed, padded with +inf centres
         rows_per_chunk,  # IN int
-        weighted,  # IN bool
-        accumulate,  # IN bool
+        streaming,  # IN bool: non-temporal stores of whole tiles (outputs 64-byte aligned)
         labels,  # OUT (n_samples,) int32
         distances,  # OUT (n_samples,) float32
         second_labels,  # OUT (n_samples,) int32
@@ -68,7 +101,6 @@ def _make_assign_accumulate_cpu(n_features: int):
         inertia_partial,  # OUT (n_chunks,) float64
     ):
         n_samples = X.shape[0]
-        n_padded = centers_t.shape[1]
         n_chunks = inertia_partial.shape[0]
         for chunk in numba.prange(n_chunks):
             chunk_start = chunk * rows_per_chunk
@@ -77,34 +109,54 @@ def _make_assign_accumulate_cpu(n_features: int):
             tile_rows = np.zeros((LANES, n_features), dtype=np.float32)
             tile_d = np.empty((2, LANES), dtype=np.float32)
             tile_j = np.empty((2, LANES), dtype=np.int32)
+            inertia_lanes = np.zeros(LANES)
             sums = sums_partial[chunk]
             weights = weights_partial[chunk]
-            inertia = 0.0
-            for start in range(chunk_start, chunk_stop, LANES):
-                n_rows = min(LANES, chunk_stop - start)
-                if n_rows == LANES:
-                    transpose_rows(X, start, tile_x, n_features)
-                else:
-                    # The transpose always reads 16 rows: a chunk's short last tile is copied out.
-                    tile_rows[:n_rows] = X[start : start + n_rows]
-                    transpose_rows(tile_rows, 0, tile_x, n_features)
-                fold_centers(tile_x, centers_t, 0, tile_d, tile_j, n_features, CENTER_BLOCK, True)
-                for j_start in range(CENTER_BLOCK, n_padded, CENTER_BLOCK):
-                    fold_centers(
-                        tile_x, centers_t, j_start, tile_d, tile_j, n_features, CENTER_BLOCK, False
-                    )
+            n_tiles = (chunk_stop - chunk_start) // LANES
+            for tile in range(n_tiles):
+                start = chunk_start + tile * LANES
+                if accumulate and tile > 0:
+                    # The tile before is added here, just before this tile's distances, so that
+                    # its stores overlap their arithmetic. Rows are still added in order.
+                    accumulate_tile(
+                        X, sample_weight, start - LANES, tile_d, tile_j,
+                        sums, weights, inertia_lanes, n_features, weighted,
+                    )  # fmt: skip
+                nearest_in_tile(
+                    X, start, centers_t, tile_x, tile_d, tile_j, n_features, CENTER_BLOCK
+                )
+                store_tile_lanes(
+                    start, tile_d, tile_j,
+                    labels, distances, second_labels, second_distances, streaming,
+                )  # fmt: skip
+            if accumulate and n_tiles > 0:
+                accumulate_tile(
+                    X, sample_weight, chunk_start + (n_tiles - 1) * LANES, tile_d, tile_j,
+                    sums, weights, inertia_lanes, n_features, weighted,
+                )  # fmt: skip
+            start = chunk_start + n_tiles * LANES
+            n_rows = chunk_stop - start
+            if n_rows > 0:
+                # The transpose always reads 16 rows: a chunk's short last tile is copied out.
+                tile_rows[:n_rows] = X[start:chunk_stop]
+                nearest_in_tile(
+                    tile_rows, 0, centers_t, tile_x, tile_d, tile_j, n_features, CENTER_BLOCK
+                )
                 store_tile(
                     start, n_rows, tile_d, tile_j,
                     labels, distances, second_labels, second_distances,
                 )  # fmt: skip
                 if accumulate:
-                    for t in range(n_rows):
-                        w = np.float64(sample_weight[start + t]) if weighted else 1.0
-                        label = tile_j[0, t]
-                        weights[label] += w
-                        inertia += w * tile_d[0, t]
-                        add_scaled_row(sums[label], X[start + t], w, n_features)
+                    accumulate_rows(
+                        X, sample_weight, start, n_rows, tile_d, tile_j,
+                        sums, weights, inertia_lanes,
+                    )  # fmt: skip
+            inertia = 0.0
+            for t in range(LANES):
+                inertia += inertia_lanes[t]
             inertia_partial[chunk] = inertia
+            if streaming:
+                store_fence()
 
     return _assign_accumulate_cpu
 
@@ -122,11 +174,12 @@ def padded_centers_t(centers: np.ndarray) -> np.ndarray:
     return centers_t
 
 
-def get_kernel(n_features: int):
-    """Return the fused CPU kernel for ``n_features``, compiling it on first use."""
-    kernel = _KERNELS.get(n_features)
+def get_kernel(n_features: int, weighted: bool = False, accumulate: bool = True):
+    """Return the fused CPU kernel for these constants, compiling it on first use."""
+    key = (n_features, bool(weighted), bool(accumulate))
+    kernel = _KERNELS.get(key)
     if kernel is None:
-        kernel = _KERNELS[n_features] = _make_assign_accumulate_cpu(n_features)
+        kernel = _KERNELS[key] = _make_assign_accumulate_cpu(*key)
     return kernel
 
 
@@ -204,10 +257,10 @@ def assign_accumulate(
     n_chunks, rows_per_chunk = chunk_layout(n_samples, n_clusters, n_features)
     sums_p, weights_p, inertia_p = empty_partials(n_chunks, n_clusters, n_features)
     weights_in, weighted = weights_argument(sample_weight)
-    get_kernel(n_features)(
-        X, weights_in, padded_centers_t(centers), rows_per_chunk, weighted, accumulate,
-        out.labels, out.distances, out.second_labels, out.second_distances,
-        sums_p, weights_p, inertia_p,
+    outputs = (out.labels, out.distances, out.second_labels, out.second_distances)
+    get_kernel(n_features, weighted, accumulate)(
+        X, weights_in, padded_centers_t(centers), rows_per_chunk, streams_outputs(outputs),
+        *outputs, sums_p, weights_p, inertia_p,
     )  # fmt: skip
     return out, reduce_partials(sums_p, weights_p, inertia_p)
 
@@ -215,8 +268,16 @@ def assign_accumulate(
 def reduce_partials(sums_p: np.ndarray, weights_p: np.ndarray, inertia_p: np.ndarray):
     """Fold per-chunk partials in chunk order into one :class:`ClusterSums`."""
     total = ClusterSums.zeros(sums_p.shape[1], sums_p.shape[2])
-    for chunk in range(inertia_p.shape[0]):
-        total.sums += sums_p[chunk]
-        total.weights += weights_p[chunk]
-        total.inertia += float(inertia_p[chunk])
+    total.inertia = _fold_chunks(sums_p, weights_p, inertia_p, total.sums, total.weights)
     return total
+
+
+@numba.njit(cache=True)
+def _fold_chunks(sums_p, weights_p, inertia_p, sums, weights):
+    """Add the chunks' partials into ``sums`` and ``weights`` in chunk order; return the inertia."""
+    inertia = 0.0
+    for chunk in range(inertia_p.shape[0]):
+        sums += sums_p[chunk]
+        weights += weights_p[chunk]
+        inertia += inertia_p[chunk]
+    return inertia

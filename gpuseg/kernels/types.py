@@ -7,6 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def _empty_aligned(n: int, dtype) -> np.ndarray:
+    """An uninitialised 1-D array whose data starts on a 64-byte boundary (a cache line)."""
+    itemsize = np.dtype(dtype).itemsize
+    buffer = np.empty(n + 64 // itemsize, dtype=dtype)
+    skip = (-buffer.ctypes.data % 64) // itemsize
+    return buffer[skip : skip + n]
+
+
 @dataclass
 class Assignment:
     """Nearest and runner-up centre of every row of a block.
@@ -30,12 +38,12 @@ class Assignment:
 
     @classmethod
     def empty(cls, n_samples: int) -> Assignment:
-        """Allocate an assignment for ``n_samples`` rows."""
+        """Allocate an assignment for ``n_samples`` rows, each array on a 64-byte boundary."""
         return cls(
-            labels=np.empty(n_samples, dtype=np.int32),
-            distances=np.empty(n_samples, dtype=np.float32),
-            second_labels=np.empty(n_samples, dtype=np.int32),
-            second_distances=np.empty(n_samples, dtype=np.float32),
+            labels=_empty_aligned(n_samples, np.int32),
+            distances=_empty_aligned(n_samples, np.float32),
+            second_labels=_empty_aligned(n_samples, np.int32),
+            second_distances=_empty_aligned(n_samples, np.float32),
         )
 
     def __len__(self) -> int:
