@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -63,6 +64,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def read_seconds(X: np.ndarray) -> float:
+    """Seconds one numba parallel sum takes to read ``X`` once (compiled beforehand)."""
+    flat = np.ascontiguousarray(X).reshape(-1)
+    kernel = _parallel_sum_kernel()
+    kernel(flat[: min(flat.size, 4096)])  # compile outside the timer
+    start = time.perf_counter()
+    kernel(flat)
+    return time.perf_counter() - start
+
+
 def memory_read_rate(X: np.ndarray, repeats: int = 5) -> dict:
     """Best-of-``repeats`` rate at which a numba parallel sum reads ``X``, in GB/s (1e9 bytes).
 
@@ -79,6 +90,7 @@ def memory_read_rate(X: np.ndarray, repeats: int = 5) -> dict:
     return {"seconds": best, "gb_per_s": flat.nbytes / best / 1e9, "repeats": repeats}
 
 
+@functools.cache
 def _parallel_sum_kernel():
     """A numba parallel sum, compiled on first use so that importing this module stays cheap."""
     import numba
