@@ -30,6 +30,9 @@ with non-temporal stores, which skip reading their cache lines in first.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numba
 import numpy as np
 
@@ -57,33 +60,29 @@ _KERNELS: dict[tuple[int, bool, bool], numba.core.registry.CPUDispatcher] = {}
 CENTER_BLOCK = 8
 
 
+def _inlined_source_digest() -> str:
+    """A digest of the modules whose intrinsics the kernel inlines.
+
+    numba's disk cache checks only the kernel's own file for changes, but it keys compiled code on
+    the values the function closes over: closing over this digest makes an edit to those modules
+    miss the cache instead of loading stale machine code.
+    """
+    digest = hashlib.sha256()
+    for name in ("_layout.py", "_simd.py"):
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()
+
+
+_INLINED_SOURCE_DIGEST = _inlined_source_digest()
+
+
 def _make_assign_accumulate_cpu(n_features: int, weighted: bool, accumulate: bool):
     """Compile the fused kernel for one ``n_features``, with or without weights and sums.
 
     All three are constants of the compiled code: its loops over features unroll, and the
     unweighted kernel adds rows without multiplying them by a weight.
     """
-
-    @numba.njit(inline="always")
-    def accumulate_rows(
-        X, sample_weight, start, n_rows, tile_d, tile_j, sums, weights, inertia_lanes
-    ):
-        """:func:`accumulate_tile` for a chunk's short last tile of ``n_rows`` rows."""
-        if weighted:
-            for t in range(n_rows):
-                inertia_lanes[t] += np.float64(sample_weight[start + t]) * tile_d[0, t]
-        else:
-            for t in range(n_rows):
-                inertia_lanes[t] += tile_d[0, t]
-        for t in range(n_rows):
-            label = tile_j[0, t]
-            if weighted:
-                w = np.float64(sample_weight[start + t])
-                weights[label] += w
-                add_scaled_row(sums[label], X[start + t], w, n_features)
-            else:
-                weights[label] += 1.0
-                add_scaled_row(sums[label], X[start + t], 1.0, n_features)
+    inlined_source = _INLINED_SOURCE_DIGEST
 
     @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
     def _assign_accumulate_cpu(
@@ -100,6 +99,7 @@ def _make_assign_accumulate_cpu(n_features: int, weighted: bool, accumulate: boo
         weights_partial,  # OUT (n_chunks, n_clusters) float64
         inertia_partial,  # OUT (n_chunks,) float64
     ):
+        inlined_source  # noqa: B018  (a closure cell: part of numba's cache key)
         n_samples = X.shape[0]
         n_chunks = inertia_partial.shape[0]
         for chunk in numba.prange(n_chunks):
@@ -149,7 +149,7 @@ def _make_assign_accumulate_cpu(n_features: int, weighted: bool, accumulate: boo
                 if accumulate:
                     accumulate_rows(
                         X, sample_weight, start, n_rows, tile_d, tile_j,
-                        sums, weights, inertia_lanes,
+                        sums, weights, inertia_lanes, n_features, weighted,
                     )  # fmt: skip
             inertia = 0.0
             for t in range(LANES):
@@ -159,6 +159,29 @@ def _make_assign_accumulate_cpu(n_features: int, weighted: bool, accumulate: boo
                 store_fence()
 
     return _assign_accumulate_cpu
+
+
+@numba.njit(inline="always")
+def accumulate_rows(
+    X, sample_weight, start, n_rows, tile_d, tile_j, sums, weights, inertia_lanes,
+    n_features, weighted,
+):  # fmt: skip
+    """:func:`~gpuseg.kernels._simd.accumulate_tile` for a chunk's last ``n_rows < 16`` rows."""
+    if weighted:
+        for t in range(n_rows):
+            inertia_lanes[t] += np.float64(sample_weight[start + t]) * tile_d[0, t]
+    else:
+        for t in range(n_rows):
+            inertia_lanes[t] += tile_d[0, t]
+    for t in range(n_rows):
+        label = tile_j[0, t]
+        if weighted:
+            w = np.float64(sample_weight[start + t])
+            weights[label] += w
+            add_scaled_row(sums[label], X[start + t], w, n_features)
+        else:
+            weights[label] += 1.0
+            add_scaled_row(sums[label], X[start + t], 1.0, n_features)
 
 
 def padded_centers_t(centers: np.ndarray) -> np.ndarray:
