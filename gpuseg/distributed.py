@@ -1,11 +1,13 @@
 """A batch source whose partitions live on a Dask cluster: every pass runs where the data is.
 
-The only module of gpuseg that imports Dask. Partitions are :class:`gpuseg.batches.Batch` objects
-made by tasks (read from Parquet, or converted from the partitions of a Dask array or dataframe)
-and, by default, kept in worker memory between passes. A pass maps the fused kernel over them as
-tasks with the centres as task arguments and brings back only each partition's float64
-:class:`ClusterSums`, folded on the client in partition order, so a seed gives the same centres
-on any number of workers, and the same as a local source whose blocks are the partitions.
+With :mod:`gpuseg.rfm` (whose out-of-core aggregation is a Dask dataframe computation), the only
+module of gpuseg that imports Dask; the command line gets its clients from :func:`job_client`.
+Partitions are :class:`gpuseg.batches.Batch` objects made by tasks (read from Parquet, or
+converted from the partitions of a Dask array or dataframe) and, by default, kept in worker memory
+between passes. A pass maps the fused kernel over them as tasks with the centres as task arguments
+and brings back only each partition's float64 :class:`ClusterSums`, folded on the client in
+partition order, so a seed gives the same centres on any number of workers, and the same as a
+local source whose blocks are the partitions.
 
 Partitions are never scattered from the client: a worker that dies takes its partitions with it
 and the scheduler recomputes them from their tasks (from the Parquet files), so a fit goes on.
@@ -16,6 +18,7 @@ through ``KMeans(init="k-means||")``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
@@ -27,6 +30,7 @@ import dask
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 from dask.delayed import Delayed
 from distributed import Client, Future, LocalCluster, as_completed, default_client
@@ -494,6 +498,75 @@ class DaskSource:
 
 
 # -- the client ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def job_client(
+    scheduler: str | None = None, n_workers: int | None = None
+) -> Iterator[Client | None]:
+    """The Dask client of a batch job: a running scheduler's, a new local cluster's, or none.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"``.
+    n_workers : int, optional
+        Start a :class:`distributed.LocalCluster` of this many single-threaded worker processes
+        instead, closed when the block ends.
+
+    Yields
+    ------
+    distributed.Client or None
+        ``None`` when neither is given: the job runs in this process.
+
+    Raises
+    ------
+    ValueError
+        Both given, or ``n_workers < 1``.
+    OSError
+        The scheduler cannot be reached (within 10 s).
+    """
+    if scheduler and n_workers:
+        raise ValueError("scheduler and n_workers exclude each other; give one of them.")
+    if scheduler:
+        with Client(scheduler, timeout="10s") as client:
+            yield client
+    elif n_workers is not None:
+        if n_workers < 1:
+            raise ValueError(f"n_workers={n_workers} should be an integer >= 1.")
+        cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
+        with cluster, Client(cluster) as client:
+            yield client
+    else:
+        yield None
+
+
+def local_progress_bar(show: bool) -> contextlib.AbstractContextManager:
+    """Dask's progress bar (on stderr) over tasks run by the local scheduler, or a no-op."""
+    if not show:
+        return contextlib.nullcontext()
+    from dask.diagnostics import ProgressBar
+
+    return ProgressBar(out=sys.stderr)
+
+
+def planned_parquet_source(
+    files: Sequence[str], plan: FeaturePlan, filters: Any, client: Client
+) -> DaskSource:
+    """A :class:`DaskSource` of Parquet files read with ``filters`` and put through ``plan``.
+
+    Each partition is read (only the plan's input columns, only the rows passing ``filters``) and
+    transformed by the workers; the client only builds the graph.
+    """
+    frame = dd.read_parquet(list(files), columns=plan.input_columns, filters=filters)
+    names = plan.output_names
+    features = frame.map_partitions(
+        lambda part: pd.DataFrame(plan.transform(part), columns=names, index=part.index),
+        meta=pd.DataFrame({name: np.zeros(0, np.float32) for name in names}),
+    )
+    return DaskSource.from_dask(features, client=client)
 
 
 def _connect(client: Client | str | None) -> tuple[Client, bool]:

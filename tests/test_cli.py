@@ -375,3 +375,42 @@ def test_no_partial_output_on_failure(table, tmp_path, run):
     folder.mkdir()
     user_error(run("fit", path, "-k", 2, "-o", folder / "m"), "null at row 39")
     assert list(folder.iterdir()) == []
+
+
+# -- Dask ------------------------------------------------------------------------------------------
+
+
+def test_fit_on_a_local_cluster_gives_the_local_centres(work, tmp_path):
+    # --workers: the workers read the file and apply the plan (one partition, as the local run's
+    # one block), so the seed gives the same centres.
+    from gpuseg.model import load
+
+    proc = gpuseg("fit", work / "customers.parquet", "-k", 4, "-o", tmp_path / "model", "--seed",
+                  1, "--workers", 2, check=0)  # fmt: skip
+    assert "local cluster of 2 worker process(es)" in proc.stderr
+    local, on_cluster = load(work / "model"), load(tmp_path / "model")
+    np.testing.assert_allclose(on_cluster.centers, local.centers, rtol=1e-6, atol=1e-9)
+    assert on_cluster.inertia == pytest.approx(local.inertia, rel=1e-6)
+
+
+def test_rfm_on_a_local_cluster_writes_the_local_table(work, tmp_path):
+    gpuseg("rfm", work / "log", "-o", tmp_path / "customers.parquet", "--order", "order_id",
+           "--category", "category", "--channel", "channel", "--as-of", "2024-12-01",
+           "--workers", 2, check=0)  # fmt: skip
+    local = pd.read_parquet(work / "customers.parquet")
+    on_cluster = pd.read_parquet(tmp_path / "customers.parquet")
+    pd.testing.assert_frame_equal(on_cluster, local)
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--scheduler", "tcp://127.0.0.1:9", "--workers", "2"], ["exclude each other"]),
+        (["--workers", "0"], ["--workers 0", "integer >= 1"]),
+        (["--scheduler", "tcp://127.0.0.1:9"], ["tcp://127.0.0.1:9", "cannot connect"]),
+    ],
+)
+def test_bad_cluster_options_are_one_line_errors(run, work, tmp_path, options, words):
+    result = run("fit", work / "customers.parquet", "-k", 2, "-o", tmp_path / "m", *options)
+    user_error(result, *words)
+    assert not (tmp_path / "m").exists()

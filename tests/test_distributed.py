@@ -21,7 +21,7 @@ from gpuseg import KMeans
 from gpuseg._backend import CPUBackend
 from gpuseg._engine import FitSettings, fit_source
 from gpuseg.batches import ArraySource
-from gpuseg.distributed import DaskSource, _connect
+from gpuseg.distributed import DaskSource, _connect, job_client
 from gpuseg.errors import DataError
 from gpuseg.parquet import ParquetSource
 
@@ -347,3 +347,12 @@ def test_partitions_are_kept_in_memory_only_when_they_fit(client, data, monkeypa
     with DaskSource.from_parquet(folder, client=client) as source:
         assert source.persist is False
         assert source.n_samples == FILE_ROWS * N_FILES  # re-read from Parquet on each pass
+
+
+def test_job_client_checks_its_arguments():
+    with job_client() as client:
+        assert client is None
+    with pytest.raises(ValueError, match="exclude each other"), job_client("tcp://x:1", 2):
+        pass
+    with pytest.raises(ValueError, match="n_workers=0"), job_client(n_workers=0):
+        pass

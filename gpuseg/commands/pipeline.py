@@ -6,7 +6,6 @@ import contextlib
 import json
 import math
 import os
-import sys
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -51,8 +50,12 @@ def run_rfm(args: Namespace, console: Console) -> dict[str, Any]:
         "order": args.order, "category": args.category, "channel": args.channel,
         "quantity": args.quantity,
     }  # fmt: skip
-    with dask_client(args, console) as client, console.step("rfm") as step, _dask_bar(
-        console.progress and client is None
+    from gpuseg.distributed import local_progress_bar
+
+    with (
+        dask_client(args, console) as client,
+        console.step("rfm") as step,
+        local_progress_bar(console.progress and client is None),
     ):
         try:
             result = compute_rfm(
@@ -90,15 +93,6 @@ def run_rfm(args: Namespace, console: Console) -> dict[str, Any]:
     return {"output": str(target), "as_of": as_of, "customers": len(frame)}
 
 
-def _dask_bar(show: bool):
-    """Dask's own progress bar over the local scheduler's tasks, when attached to a terminal."""
-    if not show:
-        return contextlib.nullcontext()
-    from dask.diagnostics import ProgressBar
-
-    return ProgressBar(out=sys.stderr)
-
-
 def _check_input_exists(path: str) -> None:
     """A DataError for a local input path that does not exist (URLs and globs are left alone)."""
     text = os.fspath(path)
@@ -120,28 +114,25 @@ def dask_client(args: Namespace, console: Console):
     workers = getattr(args, "workers", None)
     if scheduler and workers:
         raise CommandError("--scheduler and --workers exclude each other; give one of them")
+    if workers is not None and workers < 1:
+        raise CommandError(f"--workers {workers}: expected an integer >= 1")
     if not scheduler and not workers:
         yield None
         return
-    from distributed import Client, LocalCluster
+    from gpuseg.distributed import job_client
 
-    if scheduler:
+    with contextlib.ExitStack() as stack:
         try:
-            client = Client(scheduler, timeout="10s")
+            client = stack.enter_context(job_client(scheduler, workers))
         except OSError as exc:
             raise CommandError(
                 f"--scheduler {scheduler}: cannot connect ({_first_line(exc)}); expected the "
                 "address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786"
             ) from None
-        console.log(f"dask: connected to {scheduler}")
-        with client:
-            yield client
-        return
-    if workers < 1:
-        raise CommandError(f"--workers {workers}: expected an integer >= 1")
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:  # fmt: skip
-        console.log(f"dask: local cluster of {workers} worker process(es)")
+        if scheduler:
+            console.log(f"dask: connected to {scheduler}")
+        else:
+            console.log(f"dask: local cluster of {workers} worker process(es)")
         yield client
 
 
@@ -385,17 +376,9 @@ def _fit_source(files, id_column, plan, filters, client):
     """The batch source of the fit: local Parquet, or Dask partitions when a client is given."""
     if client is None:
         return ParquetSource(files, id_column=id_column, plan=plan, filters=filters)
-    import dask.dataframe as dd
+    from gpuseg.distributed import planned_parquet_source
 
-    from gpuseg.distributed import DaskSource
-
-    frame = dd.read_parquet(files, columns=plan.input_columns, filters=filters)
-    names = plan.output_names
-    features = frame.map_partitions(
-        lambda part: pd.DataFrame(plan.transform(part), columns=names, index=part.index),
-        meta=pd.DataFrame({n: np.zeros(0, np.float32) for n in names}),
-    )
-    return DaskSource.from_dask(features, client=client)
+    return planned_parquet_source(files, plan, filters, client)
 
 
 # -- assign ----------------------------------------------------------------------------------------
