@@ -12,18 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from gpuseg import KMeans
+from gpuseg import KMeans, sketches
 from gpuseg import plan as plan_module
 from gpuseg.errors import DataError
 from gpuseg.parquet import ParquetSource
-from gpuseg.plan import (
-    OTHER,
-    CategoryCounts,
-    ColumnSpec,
-    FeaturePlan,
-    NumericStatistics,
-    default_rfm_plan,
-)
+from gpuseg.plan import OTHER, ColumnSpec, FeaturePlan, default_rfm_plan
+from gpuseg.sketches import CategoryCounts, NumericStatistics
 
 
 @pytest.fixture
@@ -93,7 +87,7 @@ def assert_params_close(a: FeaturePlan, b: FeaturePlan):
 
 @pytest.mark.parametrize("exact_limit", [1 << 16, 40])
 def test_statistics_merged_over_partitions_equal_one_pass(rng, monkeypatch, exact_limit):
-    monkeypatch.setattr(plan_module, "_EXACT_LIMIT", exact_limit)
+    monkeypatch.setattr(sketches, "_EXACT_LIMIT", exact_limit)
     frame = customers(3000, rng)
     plan = full_plan()
     cuts = [0, 700, 701, 3000]  # uneven, one partition of a single row
@@ -103,8 +97,8 @@ def test_statistics_merged_over_partitions_equal_one_pass(rng, monkeypatch, exac
     assert_statistics_close(functools.reduce(lambda a, b: a.merge(b), stats), whole)
     assert_statistics_close(stats[0].merge(stats[1].merge(stats[2])), whole)
     if exact_limit < 100:
-        assert whole.columns["monetary_total"].resolution == plan_module._BUCKETS
-        assert stats[1].columns["monetary_total"].resolution == plan_module._EXACT
+        assert whole.columns["monetary_total"].resolution == sketches._BUCKETS
+        assert stats[1].columns["monetary_total"].resolution == sketches._EXACT
 
     one_pass = full_plan().fit(parts)  # streamed, as from a scanner
     assert_params_close(one_pass, full_plan().fit(frame))
@@ -113,13 +107,13 @@ def test_statistics_merged_over_partitions_equal_one_pass(rng, monkeypatch, exac
 
 
 def test_sketch_in_bucket_mode_is_within_one_bucket(rng, monkeypatch):
-    monkeypatch.setattr(plan_module, "_EXACT_LIMIT", 64)
+    monkeypatch.setattr(sketches, "_EXACT_LIMIT", 64)
     values = np.log1p(rng.lognormal(3.0, 1.5, 20_000))
     parts = np.array_split(values, 5)
     stats = functools.reduce(
         NumericStatistics.merge, [NumericStatistics.of(p, sketch=True) for p in parts]
     )
-    assert stats.resolution == plan_module._BUCKETS
+    assert stats.resolution == sketches._BUCKETS
     assert len(stats.keys) < 20_000 / 4
     qs = [0.01, 0.25, 0.5, 0.75, 0.99]
     np.testing.assert_allclose(stats.quantiles(qs), np.quantile(values, qs), rtol=2**-10)
