@@ -161,9 +161,10 @@ def test_repeated_runs_are_bitwise_identical(kernel):
 
 def test_dispatch_picks_the_path_by_size():
     assert not uses_gemm(8, 16)
-    assert not uses_gemm(1024, 16)
-    assert uses_gemm(256, 32)
-    assert uses_gemm(1024, 64)
+    assert not uses_gemm(1024, 64)
+    assert not uses_gemm(256, 256)
+    assert uses_gemm(1024, 128)
+    assert uses_gemm(4096, 256)
     X, centers, _ = make_block(500, 5, 3)
     assignment, _ = assign_accumulate(X, centers)
     np.testing.assert_array_equal(assignment.labels, oracle(X, centers, None)[0])

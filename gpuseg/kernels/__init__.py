@@ -23,17 +23,20 @@ __all__ = [
     "uses_gemm",
 ]
 
-# From this many centre coordinates, with rows this wide, BLAS beats the direct kernel (measured on
-# an AVX-512 Zen 4 core with OpenBLAS: k=256, d=32 about 8% faster, k=1024, d=64 about 2x faster;
-# k=64, d=32 and k=1024, d=16 still faster direct). On narrower rows sgemm's inner dimension is too
-# short to pay for the extra pass over the products. benchmarks/bench_kernels.py reproduces this.
-_GEMM_MIN_CENTER_VALUES = 8192
-_GEMM_MIN_FEATURES = 32
+# From this many centres, with rows this wide, BLAS beats the direct kernel (2 Zen 4 cores with
+# OpenBLAS, ms per pass direct / gemm: k=1024, d=128 368 / 340; k=4096, d=128 419 / 373;
+# k=1024, d=256 383 / 320; still faster direct: k=512, d=128 182 / 187; k=256, d=256 166 / 184;
+# k=4096, d=64 323 / 387; k=256, d=32 112 / 176). The direct kernel runs at a steady ~72e9
+# row-centre-feature terms/s; sgemm needs both a long inner dimension and many centres to pass it,
+# and pays an extra pass over the products. `benchmarks/bench_kernels.py --sizes n,d,k ...`
+# reproduces these.
+_GEMM_MIN_CLUSTERS = 1024
+_GEMM_MIN_FEATURES = 128
 
 
 def uses_gemm(n_clusters: int, n_features: int) -> bool:
     """Whether the fused pass goes through the matrix-product path for this size."""
-    return n_clusters * n_features >= _GEMM_MIN_CENTER_VALUES and n_features >= _GEMM_MIN_FEATURES
+    return n_clusters >= _GEMM_MIN_CLUSTERS and n_features >= _GEMM_MIN_FEATURES
 
 
 def assign_accumulate(
