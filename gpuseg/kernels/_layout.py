@@ -14,9 +14,6 @@ import math
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
 # Keeps every chunk's partial sums together under this many bytes, so large k x n_features does
 # not multiply memory by the chunk count.
@@ -106,43 +103,6 @@ def accumulate_row(X, i, w, label, dist, sums, weights):
     for f in range(row.shape[0]):
         sums_row[f] += wf * row[f]
     return wf * dist
-
-
-@intrinsic
-def add_scaled_row(typingctx, sums_row, row, weight, n_features):
-    """``sums_row[:n] += weight * row[:n]`` in float64, for a literal ``n = n_features`` (CPU only).
-
-    numba compiles with LLVM's SLP vectoriser off, so the scalar loop of :func:`accumulate_row`
-    stays one element at a time; this emits the row as vectors of 4 (a float32 row loads 16 bytes
-    at a time, which never straddles a cache line when numpy's 16-byte-aligned rows have a multiple
-    of 4 features, and ``empty_partials`` aligns the float64 sums to 64 bytes). Both arrays must be
-    contiguous with at least ``n`` elements.
-    """
-    if not isinstance(n_features, types.IntegerLiteral):
-        return None
-    n = n_features.literal_value
-    sig = types.void(sums_row, row, weight, n_features)
-
-    def codegen(context, builder, signature, args):
-        sums_ary = context.make_array(signature.args[0])(context, builder, args[0])
-        row_ary = context.make_array(signature.args[1])(context, builder, args[1])
-        w = context.cast(builder, args[2], signature.args[2], types.float64)
-        for start in range(0, n, 4):
-            width = min(4, n - start)
-            vf = ir.VectorType(ir.FloatType(), width)
-            vd = ir.VectorType(ir.DoubleType(), width)
-            offset = ir.Constant(ir.IntType(64), start)
-            x_ptr = builder.bitcast(builder.gep(row_ary.data, [offset]), vf.as_pointer())
-            s_ptr = builder.bitcast(builder.gep(sums_ary.data, [offset]), vd.as_pointer())
-            w_vec = ir.Constant(vd, ir.Undefined)
-            for lane in range(width):
-                w_vec = builder.insert_element(w_vec, w, ir.Constant(ir.IntType(32), lane))
-            x = builder.fpext(builder.load(x_ptr, align=4), vd)
-            total = builder.fadd(builder.load(s_ptr, align=8), builder.fmul(x, w_vec))
-            builder.store(total, s_ptr, align=8)
-        return context.get_dummy_value()
-
-    return sig, codegen
 
 
 def _aligned_zeros(shape: tuple[int, ...]) -> np.ndarray:

@@ -15,11 +15,13 @@ instead (``<16 x float>``: one AVX-512 register; LLVM splits it on narrower mach
     The tile's four per-row outputs as four vector stores, non-temporal for long blocks.
 ``accumulate_tile(...)``
     The tile's rows added to their nearest centre's float64 sums, weights and per-lane inertia.
+``add_scaled_row(sums_row, row, weight, n_features)``
+    One row added to float64 sums, for a chunk's last rows (fewer than a tile).
 
 All are CPU-only; ``n_features``, ``n_block`` and ``weighted`` must be compile-time constants (the
 kernel is compiled once per ``n_features``) and every 2-D array C-contiguous. numba's disk cache
-checks only the calling kernel's own source file: after editing this module, delete the cached
-``*.nbi``/``*.nbc`` files in ``gpuseg/kernels/__pycache__``.
+checks only the calling kernel's own source file, so the kernel in :mod:`gpuseg.kernels.fused`
+closes over a digest of this module: an edit here recompiles it.
 """
 
 from __future__ import annotations
@@ -283,13 +285,18 @@ def _nearest(builder, x, centers, tile_x, tile_d, tile_j, row, n, n_centers):
     n_blocks = builder.sdiv(row_stride, _I64(n_centers))
     with cgutils.for_range(builder, builder.sub(n_blocks, _I64(1))) as loop:
         j0 = builder.mul(builder.add(loop.index, _I64(1)), _I64(n_centers))
-        state = (
-            _load(builder, d_data, _I64(0)),
-            _load(builder, j_data, _I64(0), _IVEC),
-            _load(builder, d_data, _I64(LANES)),
-            _load(builder, j_data, _I64(LANES), _IVEC),
-        )
+        state = _load_state(builder, d_data, j_data)
         _store_state(builder, _fold_block(builder, distances(j0), j0, state), d_data, j_data)
+
+
+def _load_state(builder, d_data, j_data):
+    """The running ``(best_d, best_j, second_d, second_j)`` held in ``tile_d``/``tile_j``."""
+    return (
+        _load(builder, d_data, _I64(0)),
+        _load(builder, j_data, _I64(0), _IVEC),
+        _load(builder, d_data, _I64(LANES)),
+        _load(builder, j_data, _I64(LANES), _IVEC),
+    )
 
 
 def _store_state(builder, state, d_data, j_data):
@@ -323,19 +330,12 @@ def store_tile_lanes(
 
     def codegen(context, builder, signature, args):
         row = context.cast(builder, args[0], signature.args[0], types.intp)
-        d_data = context.make_array(signature.args[1])(context, builder, args[1]).data
-        j_data = context.make_array(signature.args[2])(context, builder, args[2]).data
-        streaming = context.cast(builder, args[7], signature.args[7], types.boolean)
-        vectors = (
-            _load(builder, j_data, _I64(0), _IVEC),
-            _load(builder, d_data, _I64(0)),
-            _load(builder, j_data, _I64(LANES), _IVEC),
-            _load(builder, d_data, _I64(LANES)),
+        d_data, j_data, *targets = (
+            _array(context, builder, signature, args, i).data for i in range(1, 7)
         )
-        targets = [
-            context.make_array(signature.args[3 + i])(context, builder, args[3 + i]).data
-            for i in range(4)
-        ]
+        streaming = context.cast(builder, args[7], signature.args[7], types.boolean)
+        best_d, best_j, second_d, second_j = _load_state(builder, d_data, j_data)
+        vectors = (best_j, best_d, second_j, second_d)  # labels, distances, second_...
         non_temporal = builder.module.add_metadata([_I32(1)])
         with builder.if_else(streaming) as (then, otherwise):
             with then:
@@ -363,75 +363,57 @@ def store_fence(typingctx):
 
 
 _F64 = ir.DoubleType()
-# Float64 accumulation works in vectors of this many features.
+# Float64 accumulation works in vectors of this many features: a float32 row is loaded 16 bytes
+# at a time, which never straddles a cache line when numpy's 16-byte-aligned rows have a multiple
+# of 4 features (``empty_partials`` aligns the float64 sums to 64 bytes).
 _SUM_WIDTH = 4
 
 
-class _TileSums:
-    """Emits the float64 accumulation of a tile's 16 rows into their nearest centres' totals.
+def _add_scaled(builder, sums_data, s_offset, x_data, x_offset, w, n):
+    """Emit ``sums[s_offset:s_offset + n] += w * x[x_offset:x_offset + n]`` in float64.
 
-    The labels and nearest distances are read from ``tile_j``/``tile_d`` when it is created, so
-    the caller may overwrite them afterwards. ``add_row(t)`` emits row ``t``; every row must be
-    added, in increasing ``t``, then ``add_inertia()`` once.
+    ``x`` is float32, widened before the product; ``w`` is a float64 value, or ``None`` for 1
+    (no product). Rows of up to 64 features are unrolled; wider ones loop over vectors.
     """
 
-    def __init__(self, builder, x_data, w_data, d_data, j_data, sums_data, weights_data,
-                 inertia_data, row0, n, weighted):  # fmt: skip
-        self.builder, self.n, self.weighted, self.row0 = builder, n, weighted, row0
-        self.x_data, self.w_data = x_data, w_data
-        self.sums_data, self.weights_data, self.inertia_data = sums_data, weights_data, inertia_data
-        self.labels = [
-            builder.sext(builder.load(builder.gep(j_data, [_I64(t)])), _I64) for t in range(LANES)
-        ]
-        self.nearest = _load(builder, d_data, _I64(0))
-
-    def add_row(self, t):
-        """``sums[j] += w * X[row0 + t]`` and ``weights[j] += w``, ``j`` the row's label."""
-        builder, n = self.builder, self.n
-        row = builder.add(self.row0, _I64(t))
-        label = self.labels[t]
-        w = self._weight(row)
-        x_offset = builder.mul(row, _I64(n))
-        s_offset = builder.mul(label, _I64(n))
-        if n <= _MAX_UNROLLED_FEATURES:
-            for f in range(0, n, _SUM_WIDTH):
-                self._add_features(x_offset, s_offset, _I64(f), min(_SUM_WIDTH, n - f), w)
-        else:
-            with cgutils.for_range(builder, _I64(n // _SUM_WIDTH)) as loop:
-                f_start = builder.mul(loop.index, _I64(_SUM_WIDTH))
-                self._add_features(x_offset, s_offset, f_start, _SUM_WIDTH, w)
-            if n % _SUM_WIDTH:
-                f_tail = _I64(n - n % _SUM_WIDTH)
-                self._add_features(x_offset, s_offset, f_tail, n % _SUM_WIDTH, w)
-        weight_ptr = builder.gep(self.weights_data, [label])
-        builder.store(builder.fadd(builder.load(weight_ptr), w), weight_ptr)
-
-    def add_inertia(self):
-        """``inertia_lanes[t] += w_t * d_t`` for the 16 rows: one float64 total per lane."""
-        builder = self.builder
-        vd = ir.VectorType(_F64, LANES)
-        d = builder.fpext(self.nearest, vd)
-        if self.weighted:
-            d = builder.fmul(d, builder.fpext(_load(builder, self.w_data, self.row0, _VEC), vd))
-        total = builder.fadd(_load(builder, self.inertia_data, _I64(0), vd), d)
-        _store(builder, total, self.inertia_data, _I64(0))
-
-    def _weight(self, row):
-        if not self.weighted:
-            return ir.Constant(_F64, 1.0)
-        return self.builder.fpext(self.builder.load(self.builder.gep(self.w_data, [row])), _F64)
-
-    def _add_features(self, x_offset, s_offset, f_start, width, w):
-        """``sums[s_offset + f:] += w * x[x_offset + f:]`` for ``width`` features."""
-        builder = self.builder
+    def add(f_start, width):
         vd = ir.VectorType(_F64, width)
         x_at = builder.add(x_offset, f_start)
-        x = builder.fpext(_load(builder, self.x_data, x_at, ir.VectorType(_F32, width)), vd)
-        if self.weighted:
+        x = builder.fpext(_load(builder, x_data, x_at, ir.VectorType(_F32, width)), vd)
+        if w is not None:
             x = builder.fmul(x, _splat(builder, w, vd))
         s_at = builder.add(s_offset, f_start)
-        total = builder.fadd(_load(builder, self.sums_data, s_at, vd), x)
-        _store(builder, total, self.sums_data, s_at)
+        _store(builder, builder.fadd(_load(builder, sums_data, s_at, vd), x), sums_data, s_at)
+
+    if n <= _MAX_UNROLLED_FEATURES:
+        for f in range(0, n, _SUM_WIDTH):
+            add(_I64(f), min(_SUM_WIDTH, n - f))
+        return
+    with cgutils.for_range(builder, _I64(n // _SUM_WIDTH)) as loop:
+        add(builder.mul(loop.index, _I64(_SUM_WIDTH)), _SUM_WIDTH)
+    if n % _SUM_WIDTH:
+        add(_I64(n - n % _SUM_WIDTH), n % _SUM_WIDTH)
+
+
+@intrinsic
+def add_scaled_row(typingctx, sums_row, row, weight, n_features):
+    """``sums_row[:n] += weight * row[:n]`` in float64, for a literal ``n = n_features``.
+
+    numba compiles with LLVM's SLP vectoriser off, so a scalar loop over the features stays one
+    element at a time; this emits them as vectors. Both arrays must be contiguous with at least
+    ``n`` elements.
+    """
+    if not isinstance(n_features, types.IntegerLiteral):
+        return None
+    sig = types.void(sums_row, row, weight, n_features)
+
+    def codegen(context, builder, signature, args):
+        sums_data, row_data = (_array(context, builder, signature, args, i).data for i in (0, 1))
+        w = context.cast(builder, args[2], signature.args[2], types.float64)
+        _add_scaled(builder, sums_data, _I64(0), row_data, _I64(0), w, n_features.literal_value)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @intrinsic
@@ -453,22 +435,35 @@ def accumulate_tile(
         return None
     if not _c_arrays(X, tile_d, tile_j, sums):
         return None
+    is_weighted = weighted.literal_value
     sig = types.void(
         X, sample_weight, start, tile_d, tile_j, sums, weights, inertia_lanes, n_features, weighted
     )
 
     def codegen(context, builder, signature, args):
-        x, w, d, j, sums_, weights_, inertia = (
-            _array(context, builder, signature, args, i) for i in (0, 1, 3, 4, 5, 6, 7)
+        x, w, d, j, sums, weights, inertia = (
+            _array(context, builder, signature, args, i).data for i in (0, 1, 3, 4, 5, 6, 7)
         )
-        row = context.cast(builder, args[2], signature.args[2], types.intp)
-        tile = _TileSums(
-            builder, x.data, w.data, d.data, j.data, sums_.data, weights_.data, inertia.data,
-            row, n_features.literal_value, weighted.literal_value,
-        )  # fmt: skip
+        row0 = context.cast(builder, args[2], signature.args[2], types.intp)
+        n = n_features.literal_value
         for t in range(LANES):
-            tile.add_row(t)
-        tile.add_inertia()
+            row = builder.add(row0, _I64(t))
+            label = builder.sext(builder.load(builder.gep(j, [_I64(t)])), _I64)
+            weight = None
+            if is_weighted:
+                weight = builder.fpext(builder.load(builder.gep(w, [row])), _F64)
+            s_offset, x_offset = builder.mul(label, _I64(n)), builder.mul(row, _I64(n))
+            _add_scaled(builder, sums, s_offset, x, x_offset, weight, n)
+            weight_ptr = builder.gep(weights, [label])
+            total = builder.load(weight_ptr)
+            builder.store(builder.fadd(total, weight or ir.Constant(_F64, 1.0)), weight_ptr)
+        # One float64 inertia per lane: inertia[t] += w_t * d_t.
+        vd = ir.VectorType(_F64, LANES)
+        nearest = builder.fpext(_load(builder, d, _I64(0)), vd)
+        if is_weighted:
+            nearest = builder.fmul(nearest, builder.fpext(_load(builder, w, row0, _VEC), vd))
+        total = builder.fadd(_load(builder, inertia, _I64(0), vd), nearest)
+        _store(builder, total, inertia, _I64(0))
         return context.get_dummy_value()
 
     return sig, codegen

@@ -38,7 +38,6 @@ import numpy as np
 
 from gpuseg.kernels._layout import (
     FASTMATH,
-    add_scaled_row,
     chunk_layout,
     empty_partials,
     store_tile,
@@ -47,6 +46,7 @@ from gpuseg.kernels._layout import (
 from gpuseg.kernels._simd import (
     LANES,
     accumulate_tile,
+    add_scaled_row,
     nearest_in_tile,
     store_fence,
     store_tile_lanes,
@@ -167,21 +167,12 @@ def accumulate_rows(
     n_features, weighted,
 ):  # fmt: skip
     """:func:`~gpuseg.kernels._simd.accumulate_tile` for a chunk's last ``n_rows < 16`` rows."""
-    if weighted:
-        for t in range(n_rows):
-            inertia_lanes[t] += np.float64(sample_weight[start + t]) * tile_d[0, t]
-    else:
-        for t in range(n_rows):
-            inertia_lanes[t] += tile_d[0, t]
     for t in range(n_rows):
+        w = np.float64(sample_weight[start + t]) if weighted else 1.0
         label = tile_j[0, t]
-        if weighted:
-            w = np.float64(sample_weight[start + t])
-            weights[label] += w
-            add_scaled_row(sums[label], X[start + t], w, n_features)
-        else:
-            weights[label] += 1.0
-            add_scaled_row(sums[label], X[start + t], 1.0, n_features)
+        weights[label] += w
+        inertia_lanes[t] += w * tile_d[0, t]
+        add_scaled_row(sums[label], X[start + t], w, n_features)
 
 
 def padded_centers_t(centers: np.ndarray) -> np.ndarray:
