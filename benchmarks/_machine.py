@@ -65,29 +65,16 @@ def cpu_model() -> str:
 
 
 def read_seconds(X: np.ndarray) -> float:
-    """Seconds one numba parallel sum takes to read ``X`` once (compiled beforehand)."""
+    """Seconds one numba parallel sum takes to read ``X`` once (compiled beforehand).
+
+    The memory read rate the fused pass is measured against: one read of the data per pass.
+    """
     flat = np.ascontiguousarray(X).reshape(-1)
     kernel = _parallel_sum_kernel()
     kernel(flat[: min(flat.size, 4096)])  # compile outside the timer
     start = time.perf_counter()
     kernel(flat)
     return time.perf_counter() - start
-
-
-def memory_read_rate(X: np.ndarray, repeats: int = 5) -> dict:
-    """Best-of-``repeats`` rate at which a numba parallel sum reads ``X``, in GB/s (1e9 bytes).
-
-    This is the floor the fused pass is measured against: one read of the data per pass.
-    """
-    flat = np.ascontiguousarray(X).reshape(-1)
-    kernel = _parallel_sum_kernel()
-    kernel(flat[: min(flat.size, 4096)])  # compile outside the timer
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        kernel(flat)
-        best = min(best, time.perf_counter() - start)
-    return {"seconds": best, "gb_per_s": flat.nbytes / best / 1e9, "repeats": repeats}
 
 
 @functools.cache

@@ -112,6 +112,7 @@ def generate(data: Path, transactions: int, customers: int, per_file: int, seed:
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from _datasets import existing_copy
 
     from gpuseg.retail import make_transactions
 
@@ -119,13 +120,8 @@ def generate(data: Path, transactions: int, customers: int, per_file: int, seed:
     marker = log_dir / "_COMPLETE"
     wanted = {"transactions": transactions, "customers": customers,
               "customers_per_file": per_file, "seed": seed}  # fmt: skip
-    if marker.exists():
-        about = json.loads(marker.read_text())
-        if {key: about.get(key) for key in wanted} != wanted:
-            raise SystemExit(
-                f"{log_dir} holds another log ({ {k: about.get(k) for k in wanted} }); "
-                "pass another --data or remove it."
-            )
+    about = existing_copy(marker, wanted)
+    if about is not None:
         return {**about, "skipped": True}
     started = time.perf_counter()
     calendar = log_calendar(transactions, customers, seed)

@@ -265,15 +265,12 @@ def make_tables(n: int, seed: int, first_row: int) -> tuple[pa.Table, pa.Table]:
 
 def generate(data: Path, customers: int, rows_per_file: int, seed: int) -> dict:
     """Write both months as one Parquet file per ``rows_per_file`` customers, unless complete."""
+    from _datasets import existing_copy
+
     marker = data / "_COMPLETE"
     wanted = {"customers": customers, "rows_per_file": rows_per_file, "seed": seed}
-    if marker.exists():
-        about = json.loads(marker.read_text())
-        if {key: about.get(key) for key in wanted} != wanted:
-            raise SystemExit(
-                f"{data} holds other tables ({ {k: about.get(k) for k in wanted} }); pass "
-                "another --data or remove it."
-            )
+    about = existing_copy(marker, wanted)
+    if about is not None:
         return {**about, "skipped": True}
     started = time.perf_counter()
     seeds = np.random.SeedSequence(seed).generate_state(
