@@ -21,7 +21,8 @@ of 16 rows, one row per lane of a 16-float vector (see :mod:`gpuseg.kernels._sim
 transposed in registers into one vector per feature, then the centres are taken in blocks of
 ``CENTER_BLOCK``, each centre's 16 distances held in a register while each feature vector is
 reused across the block, and folded into the rows' nearest and runner-up. The kernel is compiled
-once per ``n_features`` (and with or without weights and sums), which it holds as constants.
+once per ``n_features``, which it holds as a constant; weights and sums are run-time flags (a
+missing weight is a 1).
 Totals are accumulated in float64 per chunk, one row at a time in row order (the inertia one
 total per lane), and the chunks are reduced in chunk order, so results do not depend on the
 thread count. Ties go to the lower centre index. The per-row outputs of long blocks are written
@@ -53,7 +54,7 @@ from gpuseg.kernels._simd import (
 )
 from gpuseg.kernels.types import Assignment, ClusterSums
 
-_KERNELS: dict[tuple[int, bool, bool], numba.core.registry.CPUDispatcher] = {}
+_KERNELS: dict[int, numba.core.registry.CPUDispatcher] = {}
 
 # Centres whose distances are computed together, each in its own register, so that a tile's feature
 # row is loaded once per block rather than once per centre; ``centers_t`` is padded to a multiple.
@@ -76,18 +77,19 @@ def _inlined_source_digest() -> str:
 _INLINED_SOURCE_DIGEST = _inlined_source_digest()
 
 
-def _make_assign_accumulate_cpu(n_features: int, weighted: bool, accumulate: bool):
-    """Compile the fused kernel for one ``n_features``, with or without weights and sums.
-
-    All three are constants of the compiled code: its loops over features unroll, and the
-    unweighted kernel adds rows without multiplying them by a weight.
+def _make_assign_accumulate_cpu(n_features: int):
+    """Compile the fused kernel for one ``n_features``, a constant of the compiled code (its
+    loops over features unroll). Weights and sums are run-time flags: one kernel, compiled once
+    per feature count, serves ``fit``, weighted fits and ``predict``.
     """
     inlined_source = _INLINED_SOURCE_DIGEST
 
     @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
     def _assign_accumulate_cpu(
         X,  # IN (n_samples, n_features) float32
-        sample_weight,  # IN (n_samples,), or (1,) when not weighted
+        sample_weight,  # IN (n_samples,), or (1,) holding 1 when not weighted
+        weighted,  # IN bool: whether sample_weight has one weight per row
+        accumulate,  # IN bool: whether to compute the sums (False serves predict)
         centers_t,  # IN (n_features, n_padded) float32, transposed, padded with +inf centres
         rows_per_chunk,  # IN int
         streaming,  # IN bool: non-temporal stores of whole tiles (outputs 64-byte aligned)
@@ -118,9 +120,9 @@ def _make_assign_accumulate_cpu(n_features: int, weighted: bool, accumulate: boo
                 if accumulate and tile > 0:
                     # The tile before is added here, just before this tile's distances, so that
                     # its stores overlap their arithmetic. Rows are still added in order.
-                    accumulate_tile(
-                        X, sample_weight, start - LANES, tile_d, tile_j,
-                        sums, weights, inertia_lanes, n_features, weighted,
+                    accumulate_tile_of(
+                        X, sample_weight, weighted, start - LANES, tile_d, tile_j,
+                        sums, weights, inertia_lanes, n_features,
                     )  # fmt: skip
                 nearest_in_tile(
                     X, start, centers_t, tile_x, tile_d, tile_j, n_features, CENTER_BLOCK
@@ -130,9 +132,9 @@ def _make_assign_accumulate_cpu(n_features: int, weighted: bool, accumulate: boo
                     labels, distances, second_labels, second_distances, streaming,
                 )  # fmt: skip
             if accumulate and n_tiles > 0:
-                accumulate_tile(
-                    X, sample_weight, chunk_start + (n_tiles - 1) * LANES, tile_d, tile_j,
-                    sums, weights, inertia_lanes, n_features, weighted,
+                accumulate_tile_of(
+                    X, sample_weight, weighted, chunk_start + (n_tiles - 1) * LANES, tile_d,
+                    tile_j, sums, weights, inertia_lanes, n_features,
                 )  # fmt: skip
             start = chunk_start + n_tiles * LANES
             n_rows = chunk_stop - start
@@ -148,8 +150,8 @@ def _make_assign_accumulate_cpu(n_features: int, weighted: bool, accumulate: boo
                 )  # fmt: skip
                 if accumulate:
                     accumulate_rows(
-                        X, sample_weight, start, n_rows, tile_d, tile_j,
-                        sums, weights, inertia_lanes, n_features, weighted,
+                        X, sample_weight, weighted, start, n_rows, tile_d, tile_j,
+                        sums, weights, inertia_lanes, n_features,
                     )  # fmt: skip
             inertia = 0.0
             for t in range(LANES):
@@ -162,13 +164,31 @@ def _make_assign_accumulate_cpu(n_features: int, weighted: bool, accumulate: boo
 
 
 @numba.njit(inline="always")
+def accumulate_tile_of(
+    X, sample_weight, weighted, start, tile_d, tile_j, sums, weights, inertia_lanes, n_features
+):  # fmt: skip
+    """:func:`~gpuseg.kernels._simd.accumulate_tile` with ``weighted`` a run-time flag: both
+    variants are compiled into the kernel, so the unweighted one still adds rows unmultiplied."""
+    if weighted:
+        accumulate_tile(
+            X, sample_weight, start, tile_d, tile_j,
+            sums, weights, inertia_lanes, n_features, True,
+        )  # fmt: skip
+    else:
+        accumulate_tile(
+            X, sample_weight, start, tile_d, tile_j,
+            sums, weights, inertia_lanes, n_features, False,
+        )  # fmt: skip
+
+
+@numba.njit(inline="always")
 def accumulate_rows(
-    X, sample_weight, start, n_rows, tile_d, tile_j, sums, weights, inertia_lanes,
-    n_features, weighted,
+    X, sample_weight, weighted, start, n_rows, tile_d, tile_j, sums, weights, inertia_lanes,
+    n_features,
 ):  # fmt: skip
     """:func:`~gpuseg.kernels._simd.accumulate_tile` for a chunk's last ``n_rows < 16`` rows."""
     for t in range(n_rows):
-        w = np.float64(sample_weight[start + t]) if weighted else 1.0
+        w = np.float64(sample_weight[start + t if weighted else 0])
         label = tile_j[0, t]
         weights[label] += w
         inertia_lanes[t] += w * tile_d[0, t]
@@ -188,12 +208,11 @@ def padded_centers_t(centers: np.ndarray) -> np.ndarray:
     return centers_t
 
 
-def get_kernel(n_features: int, weighted: bool = False, accumulate: bool = True):
-    """Return the fused CPU kernel for these constants, compiling it on first use."""
-    key = (n_features, bool(weighted), bool(accumulate))
-    kernel = _KERNELS.get(key)
+def get_kernel(n_features: int):
+    """Return the fused CPU kernel for ``n_features``, compiling it on first use."""
+    kernel = _KERNELS.get(n_features)
     if kernel is None:
-        kernel = _KERNELS[key] = _make_assign_accumulate_cpu(*key)
+        kernel = _KERNELS[n_features] = _make_assign_accumulate_cpu(n_features)
     return kernel
 
 
@@ -272,9 +291,9 @@ def assign_accumulate(
     sums_p, weights_p, inertia_p = empty_partials(n_chunks, n_clusters, n_features)
     weights_in, weighted = weights_argument(sample_weight)
     outputs = (out.labels, out.distances, out.second_labels, out.second_distances)
-    get_kernel(n_features, weighted, accumulate)(
-        X, weights_in, padded_centers_t(centers), rows_per_chunk, streams_outputs(outputs),
-        *outputs, sums_p, weights_p, inertia_p,
+    get_kernel(n_features)(
+        X, weights_in, weighted, accumulate, padded_centers_t(centers), rows_per_chunk,
+        streams_outputs(outputs), *outputs, sums_p, weights_p, inertia_p,
     )  # fmt: skip
     return out, reduce_partials(sums_p, weights_p, inertia_p)
 
