@@ -2,15 +2,18 @@
 
 Rule
 ----
-For segment ``j`` the features are ranked by ``|z[j, f]|`` (the segment mean's distance from the
-overall mean in overall standard deviations, see :mod:`gpuseg.profiles`), largest first, ties by
-feature order. The first ``max_terms`` (default 3) with ``|z| >= min_z`` (default 0.5) become
-words, in that order, joined by ", ". A feature's word comes from the first vocabulary entry whose
-key is a substring of the lower-cased feature name, taking its "low" or "high" word by the sign of
-``z``; a feature no entry matches reads ``"high <feature>"`` / ``"low <feature>"``. Two special
-cases read the segment's median: a frequency-like feature (an entry with ``one_time=True``) whose
-segment median is at most 1 reads ``"one-time"``, whatever its ``z``. A segment with no feature
-at ``|z| >= min_z`` is ``"typical customers"``.
+For segment ``j`` the features are ranked by ``|z[j, f]|``, largest first, ties by feature order,
+where ``z`` is the profile's ``rank_z``: how far the segment's customers rank above or below
+everyone's, as a normal-equivalent shift in standard deviations (see :mod:`gpuseg.profiles`).
+Ranks, not means: one customer spending a fortune moves the mean and standard deviation of spend so
+far that a segment of small spenders sits only a third of a standard deviation below the mean,
+while its ranks still say "low spend". The first ``max_terms`` (default 3) with ``|z| >= min_z``
+(default 0.5) become words, in that order, joined by ", ". A feature's word comes from the first
+vocabulary entry whose key is a substring of the lower-cased feature name, taking its "low" or
+"high" word by the sign of ``z``; a feature no entry matches reads ``"high <feature>"`` or
+``"low <feature>"``. One special case reads the segment's median: a frequency-like feature (an
+entry with ``one_time=True``) whose segment median is at most 1 reads ``"one-time"``, whatever
+its ``z``. A segment with no feature at ``|z| >= min_z`` is ``"typical customers"``.
 
 Names are unique: when two segments get the same name, each gets its next most distinctive
 feature (below ``min_z`` if need be, but never one with ``|z| < 0.1``, which says nothing) until
@@ -130,7 +133,7 @@ def describe_segments(
     Parameters
     ----------
     profile : SegmentProfile
-        Per-segment z-scores and medians.
+        Per-segment rank z-scores and medians.
     max_terms : int, default 3
         Most features named per segment.
     min_z : float, default 0.5
@@ -153,11 +156,11 @@ def describe_segments(
     ... })
     >>> profile = profile_frame(frame, [0, 0, 1, 1, 2, 2], list(frame.columns), 3)
     >>> describe_segments(profile, max_terms=2)
-    ['high spend, frequent', 'lapsed, one-time', 'typical customers']
+    ['recent, frequent', 'lapsed, one-time', 'typical customers']
     """
     if max_terms < 1:
         raise ValueError(f"max_terms={max_terms!r} should be >= 1.")
-    z = np.nan_to_num(np.asarray(profile.z, dtype=np.float64), nan=0.0)
+    z = np.nan_to_num(np.asarray(profile.rank_z, dtype=np.float64), nan=0.0)
     # Distinctive features in naming order: core (recency, frequency, spend) first, then the
     # others, each group by decreasing |z|; below min_z, by |z| alone (for telling names apart).
     core = np.array([
@@ -165,7 +168,7 @@ def describe_segments(
     ])
 
     def ranking(j: int) -> np.ndarray:
-        strength = np.abs(z[j])
+        strength = np.round(np.abs(z[j]), 9)  # equal up to rounding is a tie: feature order
         first = ~(core & (strength >= min_z))
         return np.lexsort((-strength, first))
 

@@ -67,7 +67,8 @@ class ReportData:
     features : list of str
         Feature names, the columns of ``zscores``.
     zscores : ndarray, shape (n_segments, n_features)
-        Segment mean minus population mean, over the population standard deviation.
+        How far each segment sits above or below everyone, in standard deviations: the
+        profile's ``rank_z`` (see :mod:`gpuseg.profiles`).
     means : ndarray, shape (n_segments, n_features), optional
         Segment means in original units, shown in the heatmap's tooltips.
     k_diagnostics : KDiagnostics, optional
@@ -145,7 +146,8 @@ def render_report(data: ReportData) -> str:
     """
     sections = [_facts_table(data.facts), _segments_section(data)]
     if data.zscores is not None and len(data.features):
-        sections.append(_section("Profiles: z-scores of segment means", _heatmap_profiles(data)))
+        sections.append(_section("Profiles: how each segment ranks against everyone (rank z)",
+                                 _heatmap_profiles(data)))  # fmt: skip
     if any(s.ambiguous_share is not None for s in data.segments):
         sections.append(_section("Ambiguous customers per segment", _ambiguous_chart(data)))
     if data.k_diagnostics is not None and data.k_diagnostics.k:
@@ -327,15 +329,18 @@ def _heatmap_profiles(data: ReportData) -> str:
         parts.append(_text(label_w - 8, y + 19, _short(f"{s.index}: {s.name}", 34), "end"))
         for j in range(n_cols):
             value = z[i, j]
-            tip = f"{s.name} / {data.features[j]}: z = {value:+.2f}"
+            tip = f"{s.name} / {data.features[j]}: rank z = {value:+.2f}"
             if data.means is not None:
                 tip += f", mean {data.means[i, j]:.4g}"
             x = label_w + cell_w * j
             parts.append(_rect(x, y, cell_w - 2, cell_h - 2, _diverging(value), tip))
             parts.append(_text(x + cell_w / 2, y + 19, f"{value:+.1f}", "middle"))
-    return _svg(width, height, parts, "profile heatmap of z-scores") + (
-        "<p class='note'>Each cell: (segment mean - population mean) / population standard "
-        "deviation. Red is above the population, blue below.</p>"
+    return _svg(width, height, parts, "profile heatmap of rank z-scores") + (
+        "<p class='note'>Each cell: how far the segment's customers rank above or below everyone, "
+        "in standard deviations (the shift between two normal distributions that would give the "
+        "same chance that one of the segment beats a customer drawn from everyone); unlike a "
+        "z-score of means, a few extreme customers do not wash it out. Red is above the "
+        "population, blue below.</p>"
     )
 
 

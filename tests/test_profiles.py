@@ -2,6 +2,7 @@
 
 import itertools
 import json
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -68,6 +69,31 @@ def test_streamed_statistics_match_pandas():
     )
     revenue = frame.groupby(labels)["monetary"].sum().to_numpy()
     np.testing.assert_allclose(profile.revenue_share, revenue / revenue.sum())
+
+
+def test_rank_z_is_the_normal_shift_of_exact_mid_ranks():
+    rng = np.random.default_rng()
+    frame, labels = make_frame(rng)
+    profile = accumulate(frame, labels, 4, [100, 1100, 1111, 2500]).profile()
+    # Share of everyone below each customer, ties counted half, averaged per segment.
+    share_below = (frame[FEATURES].rank(method="average").to_numpy() - 0.5) / len(frame)
+    auc = pd.DataFrame(share_below).groupby(labels).mean().to_numpy()
+    expected = np.sqrt(2) * np.vectorize(NormalDist().inv_cdf)(auc)
+    # The sketch ties values within alpha (0.5 %) of each other; exact ranks do not.
+    np.testing.assert_allclose(profile.rank_z, expected, atol=0.01)
+    constant = profile_frame(pd.DataFrame({"c": [3.0] * 4}), np.array([0, 0, 1, 1]), ["c"], 3)
+    assert constant.rank_z[:2].tolist() == [[0.0], [0.0]] and np.isnan(constant.rank_z[2, 0])
+
+
+def test_names_see_through_a_long_tail():
+    rng = np.random.default_rng()
+    n = 500
+    spend = np.concatenate([rng.uniform(10, 50, n), rng.uniform(60, 200, n)])
+    spend[-1] = 1e7  # one customer spending a fortune
+    frame = pd.DataFrame({"spend": spend, "recency_days": rng.uniform(1, 300, 2 * n)})
+    profile = profile_frame(frame, np.repeat([0, 1], n), list(frame.columns), 2)
+    assert abs(profile.z[0, 0]) < 0.1  # means and standard deviations see one outlier
+    assert describe_segments(profile) == ["low spend", "high spend"]
 
 
 def test_sketched_medians_within_alpha_and_independent_of_blocks():
@@ -201,14 +227,14 @@ def test_names_are_plain_words_from_the_most_distinctive_features():
     assert names == describe_segments(profile)
     fallback = describe_segments(profile, min_z=10.0)
     assert len(set(fallback)) == 3 and all(", " not in name for name in fallback)
-    profile.z[:] = 0.05
+    profile.rank_z[:] = 0.05
     assert describe_segments(profile) == [TYPICAL, f"{TYPICAL} (2)", f"{TYPICAL} (3)"]
 
 
 def test_duplicate_names_take_more_features_then_numbers():
     frame = pd.DataFrame({"spend": [1.0, 2, 3, 4, 5], "pages": [1.0, 2, 3, 4, 5]})
     profile = profile_frame(frame, np.arange(5), ["spend", "pages"], 5)
-    profile.z = np.array([[2.0, 1.0], [1.5, -0.6], [-1.0, 0.05], [-1.0, 0.0], [0.0, 0.0]])
+    profile.rank_z = np.array([[2.0, 1.0], [1.5, -0.6], [-1.0, 0.05], [-1.0, 0.0], [0.0, 0.0]])
     names = describe_segments(profile, max_terms=1)
     assert names == [
         "high spend, high pages",

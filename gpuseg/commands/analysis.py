@@ -367,7 +367,7 @@ def run_report(args: Namespace, console: Console) -> dict[str, Any]:
             ("ambiguity threshold", f"relative margin < {args.ambiguity:g}"),
         ],
         features=list(profile.feature_names),
-        zscores=np.nan_to_num(profile.z),
+        zscores=np.nan_to_num(profile.rank_z),
         means=profile.means,
         k_diagnostics=diagnostics,
         projection=points,
@@ -398,7 +398,7 @@ def run_report(args: Namespace, console: Console) -> dict[str, Any]:
 
 
 def _describe(profile, j: int, terms: int = 3) -> str:
-    z = np.nan_to_num(profile.z[j])
+    z = np.nan_to_num(profile.rank_z[j])
     order = np.argsort(-np.abs(z), kind="stable")[:terms]
     return ", ".join(f"{profile.feature_names[f]} {z[f]:+.1f} sd" for f in order)
 
