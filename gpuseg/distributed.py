@@ -1,7 +1,8 @@
 """A batch source whose partitions live on a Dask cluster: every pass runs where the data is.
 
-With :mod:`gpuseg.rfm` (whose out-of-core aggregation is a Dask dataframe computation), the only
-module of gpuseg that imports Dask; the command line gets its clients from :func:`job_client`.
+The only module of gpuseg that imports Dask: the command line gets its clients from
+:func:`job_client`, and :mod:`gpuseg.rfm`, whose per-customer aggregation is written against the
+dataframe API, gets its lazy frame from :func:`lazy_frame` and runs it with :func:`compute_lazy`.
 Partitions are :class:`gpuseg.batches.Batch` objects made by tasks (read from Parquet, or
 converted from the partitions of a Dask array or dataframe) and, by default, kept in worker memory
 between passes. A pass maps the fused kernel over them as tasks with the centres as task arguments
@@ -550,6 +551,35 @@ def job_client(
             yield client
     else:
         yield None
+
+
+def lazy_frame(table: Any) -> dd.DataFrame:
+    """A Dask dataframe over ``table``: a Dask frame as it is, a pandas frame as one partition,
+    or a Parquet path, glob or list of paths opened lazily.
+
+    Raises
+    ------
+    ValueError
+        ``table`` is none of these.
+    """
+    if isinstance(table, dd.DataFrame):
+        return table
+    if isinstance(table, pd.DataFrame):
+        return dd.from_pandas(table, npartitions=1, sort=False)
+    if isinstance(table, (str, os.PathLike)) or (
+        isinstance(table, Sequence) and all(isinstance(p, str) for p in table)
+    ):
+        return dd.read_parquet(os.fspath(table) if isinstance(table, os.PathLike) else table)
+    raise ValueError(
+        "transactions should be a pandas or Dask DataFrame or a Parquet path, glob or list of "
+        f"paths, got {type(table).__name__}."
+    )
+
+
+def compute_lazy(lazy: dict[str, Any], client: Client | None = None) -> dict[str, Any]:
+    """Compute a dict of Dask collections in one graph, on ``client`` or, when None, in this
+    process; return the results under the same keys."""
+    return dict(zip(lazy, dask.compute(*lazy.values(), scheduler=client), strict=True))
 
 
 def local_progress_bar(show: bool) -> contextlib.AbstractContextManager:

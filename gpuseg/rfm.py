@@ -50,12 +50,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dask
-import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+
+from gpuseg.distributed import compute_lazy, lazy_frame
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
 
 from gpuseg.rfm_segments import (
     DEFAULT_RFM_RULES,
@@ -211,7 +214,7 @@ def compute_rfm(
     if returns not in RETURNS_POLICIES:
         raise ValueError(f"returns={returns!r} should be one of {RETURNS_POLICIES}.")
     rules = _as_rules(rules)  # a bad rule table fails before the pass over the data
-    frame = _as_dask_frame(transactions)
+    frame = lazy_frame(transactions)
     roles = {
         "customer": customer,
         "timestamp": timestamp,
@@ -231,7 +234,7 @@ def compute_rfm(
     if as_of is not None:
         frame = frame[frame[timestamp] < as_of]
     lazy.update(_partial_aggregates(frame, roles))
-    done = dict(zip(lazy, dask.compute(*lazy.values(), scheduler=client), strict=True))
+    done = compute_lazy(lazy, client)
 
     nulls = done["nulls"][done["nulls"] > 0]
     if len(nulls):
@@ -255,23 +258,6 @@ def compute_rfm(
         as_of=as_of,
         returns=returns,
         return_only=return_only,
-    )
-
-
-def _as_dask_frame(transactions: Any) -> dd.DataFrame:
-    """Wrap a pandas frame, pass a Dask frame through, or lazily open Parquet."""
-    if isinstance(transactions, dd.DataFrame):
-        return transactions
-    if isinstance(transactions, pd.DataFrame):
-        return dd.from_pandas(transactions, npartitions=1, sort=False)
-    if isinstance(transactions, (str, os.PathLike)) or (
-        isinstance(transactions, Sequence) and all(isinstance(p, str) for p in transactions)
-    ):
-        source = os.fspath(transactions) if isinstance(transactions, os.PathLike) else transactions
-        return dd.read_parquet(source)
-    raise ValueError(
-        "transactions should be a pandas or Dask DataFrame or a Parquet path, glob or list of "
-        f"paths, got {type(transactions).__name__}."
     )
 
 
