@@ -30,15 +30,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def generate(data: Path, rows: int, n_features: int, rows_per_file: int, seed: int) -> None:
-    """Write the dataset unless a complete copy is there (a marker file is written last)."""
+    """Write the dataset unless a complete copy of it is there (a marker file is written last);
+    a folder holding data made with other settings stops the run."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from _datasets import existing_copy
 
     from gpuseg.datasets import make_customers
 
     marker = data / "_COMPLETE"
-    if marker.exists():
+    wanted = {"rows": rows, "n_features": n_features, "rows_per_file": rows_per_file, "seed": seed}
+    if existing_copy(marker, wanted) is not None:
         return
     data.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -50,7 +53,7 @@ def generate(data: Path, rows: int, n_features: int, rows_per_file: int, seed: i
         columns.update({name: block[:, j] for j, name in enumerate(names)})
         target = data / f"part-{index:05d}.parquet"
         pq.write_table(pa.table(columns), target, row_group_size=1 << 18)
-    marker.write_text(json.dumps({"rows": rows, "n_features": n_features, "seed": seed}))
+    marker.write_text(json.dumps(wanted))
     print(f"generated {rows:,} rows in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
