@@ -12,13 +12,11 @@ with :meth:`ProfileAccumulator.merge`. Everything it keeps is exact or has a sta
   (see :mod:`gpuseg.labels`);
 - medians. While the accumulator has seen at most ``exact_rows`` rows it keeps them and medians
   are exact (``numpy.median``). Past that, and always when ``exact_rows=0``, medians come from a
-  DDSketch (Masson, Rim and Lee, VLDB 2019): values are counted in logarithmic buckets
-  ``ceil(log_gamma |x|)`` with ``gamma = (1 + alpha) / (1 - alpha)``, separately for each sign,
-  and values with ``|x| < 1e-9`` in a zero bucket. Bucket counts add, so the sketch merges
-  exactly and the result does not depend on how the rows were split into blocks or in which
-  order partials were merged. The median it returns, the middle of the bucket holding the
-  ``floor((n - 1) / 2)``-th smallest value ``x_lo``, is within ``alpha * |x_lo|`` of ``x_lo``
-  (within ``1e-9`` of 0 for the zero bucket); the default ``alpha = 0.005`` is 0.5%.
+  DDSketch per segment and feature (:mod:`gpuseg.ddsketch`), which merges exactly, so the result
+  does not depend on how the rows were split into blocks or in which order partials were merged.
+  The median it returns, the middle of the bucket holding the ``floor((n - 1) / 2)``-th smallest
+  value ``x_lo``, is within ``alpha * |x_lo|`` of ``x_lo`` (within ``1e-9`` of 0 for the zero
+  bucket); the default ``alpha = 0.005`` is 0.5%.
 
 The profile reports, per segment ``j`` and feature ``f``::
 
@@ -50,122 +48,9 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from gpuseg.ddsketch import DEFAULT_ALPHA, QuantileSketch
+
 DEFAULT_EXACT_ROWS = 200_000
-DEFAULT_ALPHA = 0.005
-# Values nearer 0 than this share the zero bucket of the sketch.
-_ZERO = 1e-9
-# The bucket index of a value is stored with its sign in 22 bits, under the segment and feature
-# (at alpha=0.001 the largest float64 has index about 365,000, far below 2**21).
-_KEY_BITS = 22
-
-
-class QuantileSketch:
-    """A DDSketch of many ``(group, value)`` pairs: relative-error quantiles per group, mergeable.
-
-    Parameters
-    ----------
-    n_groups : int
-        Number of groups (``n_segments * n_features`` for a profile).
-    alpha : float, default 0.005
-        Relative accuracy, between 0.001 and 0.1.
-
-    Examples
-    --------
-    >>> sketch = QuantileSketch(1, alpha=0.01)
-    >>> sketch.add(np.zeros(5, dtype=np.int64), np.array([1.0, 2.0, 3.0, 4.0, 100.0]))
-    >>> abs(float(sketch.quantile(0.5)[0]) - 3.0) <= 0.01 * 3.0
-    True
-    """
-
-    def __init__(self, n_groups: int, alpha: float = DEFAULT_ALPHA) -> None:
-        if not 0.001 <= alpha <= 0.1:
-            raise ValueError(f"alpha={alpha!r} should be between 0.001 and 0.1.")
-        self.n_groups = int(n_groups)
-        self.alpha = float(alpha)
-        self._log_gamma = math.log((1 + alpha) / (1 - alpha))
-        # Shifts bucket indices so that the bucket of _ZERO is 1: signed indices stay compact.
-        self._offset = 1 - math.ceil(math.log(_ZERO) / self._log_gamma)
-        self.keys = np.empty(0, dtype=np.int64)
-        self.counts = np.empty(0, dtype=np.int64)
-
-    def _bucket(self, values: np.ndarray) -> np.ndarray:
-        """Ordered bucket index of every value: 0 for the zero bucket, signed otherwise."""
-        magnitude = np.abs(values)
-        nonzero = magnitude >= _ZERO
-        index = np.zeros(values.shape, dtype=np.int64)
-        logs = np.log(magnitude[nonzero]) / self._log_gamma
-        index[nonzero] = np.ceil(logs).astype(np.int64) + self._offset
-        return np.where(values < 0, -index, index)
-
-    def add(self, groups: np.ndarray, values: np.ndarray) -> None:
-        """Count ``values`` (finite float) into their ``groups`` (int, ``0 <= g < n_groups``)."""
-        groups = np.asarray(groups, dtype=np.int64)
-        ordered = self._bucket(np.asarray(values, dtype=np.float64))
-        if ordered.size == 0:
-            return
-        low_group, low_bucket = int(groups.min()), int(ordered.min())
-        width = int(ordered.max()) - low_bucket + 1
-        span = (int(groups.max()) - low_group + 1) * width
-        if span <= 4 * ordered.size + 4096:  # counting beats sorting when the buckets are dense
-            dense = np.bincount(
-                (groups - low_group) * width + (ordered - low_bucket), minlength=span
-            )
-            cells = np.flatnonzero(dense)
-            groups, ordered = cells // width + low_group, cells % width + low_bucket
-            counts = dense[cells]
-        else:
-            keys, counts = np.unique(self._key(groups, ordered), return_counts=True)
-            self._fold(keys, counts)
-            return
-        self._fold(self._key(groups, ordered), counts.astype(np.int64))
-
-    @staticmethod
-    def _key(groups: np.ndarray, ordered: np.ndarray) -> np.ndarray:
-        """One sortable int64 per (group, bucket): group first, then bucket in value order."""
-        return (groups << _KEY_BITS) + (ordered + (1 << (_KEY_BITS - 1)))
-
-    def merge(self, other: QuantileSketch) -> None:
-        """Add the counts of ``other`` (same ``n_groups`` and ``alpha``) into this sketch."""
-        if other.n_groups != self.n_groups or other.alpha != self.alpha:
-            raise ValueError(
-                f"cannot merge a sketch of n_groups={other.n_groups}, alpha={other.alpha} into "
-                f"one of n_groups={self.n_groups}, alpha={self.alpha}."
-            )
-        self._fold(other.keys, other.counts)
-
-    def _fold(self, keys: np.ndarray, counts: np.ndarray) -> None:
-        unique, inverse = np.unique(np.concatenate([self.keys, keys]), return_inverse=True)
-        total = np.bincount(inverse, weights=np.concatenate([self.counts, counts]))
-        self.keys, self.counts = unique, np.rint(total).astype(np.int64)
-
-    def _value(self, ordered: np.ndarray) -> np.ndarray:
-        """The value a bucket stands for: ``2 gamma^i / (gamma + 1)``, signed; 0 for zero."""
-        index = np.abs(ordered) - self._offset
-        gamma = (1 + self.alpha) / (1 - self.alpha)
-        value = 2.0 * np.exp(index * self._log_gamma) / (gamma + 1.0)
-        return np.where(ordered == 0, 0.0, np.sign(ordered) * value)
-
-    def quantile(self, q: float) -> np.ndarray:
-        """The ``q``-quantile of every group (the ``floor(q (n - 1))``-th smallest), NaN if empty.
-
-        Returns
-        -------
-        ndarray of float64, shape (n_groups,)
-        """
-        result = np.full(self.n_groups, np.nan)
-        if self.keys.size == 0:
-            return result
-        groups = self.keys >> _KEY_BITS
-        ordered = (self.keys & ((1 << _KEY_BITS) - 1)) - (1 << (_KEY_BITS - 1))
-        starts = np.searchsorted(groups, np.arange(self.n_groups + 1))
-        cumulative = np.cumsum(self.counts)
-        before = np.concatenate([[0], cumulative])[starts[:-1]]
-        totals = np.concatenate([[0], cumulative])[starts[1:]] - before
-        present = totals > 0
-        rank = np.floor(q * (totals[present] - 1)).astype(np.int64)
-        position = np.searchsorted(cumulative, before[present] + rank, side="right")
-        result[present] = self._value(ordered[position])
-        return result
 
 
 def _chan_merge(count_a, mean_a, m2_a, count_b, mean_b, m2_b):
@@ -385,16 +270,15 @@ class ProfileAccumulator:
                     segment[j] = np.median(values[rows], axis=0)
             return segment, np.median(values, axis=0), True
         segment = self.sketch.quantile(0.5).reshape(self.n_clusters, n_features)
-        return segment, self._overall_sketch().quantile(0.5), False
+        return segment, self._everyone().quantile(0.5), False
 
-    def _overall_sketch(self) -> QuantileSketch:
+    def _feature_of_group(self) -> np.ndarray:
+        """The feature of every sketch group (groups are ``segment * n_features + feature``)."""
+        return np.tile(np.arange(len(self.feature_names)), self.n_clusters)
+
+    def _everyone(self) -> QuantileSketch:
         """The sketch of every feature over all segments together (one group per feature)."""
-        n_features = len(self.feature_names)
-        overall = QuantileSketch(n_features, self.sketch.alpha)
-        features = (self.sketch.keys >> _KEY_BITS) % n_features
-        low = self.sketch.keys & ((1 << _KEY_BITS) - 1)
-        overall._fold((features << _KEY_BITS) + low, self.sketch.counts)
-        return overall
+        return self.sketch.regrouped(self._feature_of_group(), len(self.feature_names))
 
     def rank_z(self) -> np.ndarray:
         """``sqrt(2) Phi^-1(auc)`` per segment and feature (see the module docstring).
@@ -410,30 +294,11 @@ class ProfileAccumulator:
         >>> acc.rank_z().round(2).ravel().tolist(), acc.profile().z.round(2).ravel().tolist()
         ([-0.95, 0.95], [-0.38, 0.38])
         """
-        n_features = len(self.feature_names)
-        n_groups = self.n_clusters * n_features
-        keys, counts = self.sketch.keys, self.sketch.counts
-        if keys.size == 0:
-            return np.full((self.n_clusters, n_features), np.nan)
-        overall = self._overall_sketch()
-        # Mid-rank share of every overall bucket: customers below it, plus half of those in it.
-        overall_features = overall.keys >> _KEY_BITS
-        cumulative = np.concatenate([[0], np.cumsum(overall.counts)])
-        starts = np.searchsorted(overall_features, np.arange(n_features + 1))
-        totals = cumulative[starts[1:]] - cumulative[starts[:-1]]
-        below = cumulative[:-1] - cumulative[starts[:-1]][overall_features]
-        share_below = (below + 0.5 * overall.counts) / totals[overall_features]
-        features = (keys >> _KEY_BITS) % n_features
-        low = keys & ((1 << _KEY_BITS) - 1)
-        bucket = np.searchsorted(overall.keys, (features << _KEY_BITS) + low)
-        groups = keys >> _KEY_BITS
-        weight = np.bincount(groups, weights=counts, minlength=n_groups)
-        beaten = np.bincount(groups, weights=counts * share_below[bucket], minlength=n_groups)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            auc = np.clip(beaten / weight, 1e-12, 1 - 1e-12)
+        features = self._feature_of_group()
+        auc = np.clip(self.sketch.mean_mid_rank(self._everyone(), features), 1e-12, 1 - 1e-12)
         normal = NormalDist()
         rank_z = [math.sqrt(2.0) * normal.inv_cdf(a) if a == a else math.nan for a in auc]
-        return np.asarray(rank_z).reshape(self.n_clusters, n_features)
+        return np.asarray(rank_z).reshape(self.n_clusters, len(self.feature_names))
 
     def profile(self, names: Sequence[str] | None = None) -> SegmentProfile:
         """The profile of everything added so far.

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gpuseg.ddsketch import QuantileSketch
 from gpuseg.naming import (
     TYPICAL,
     apply_names,
@@ -16,7 +17,7 @@ from gpuseg.naming import (
     load_names,
     save_names,
 )
-from gpuseg.profiles import ProfileAccumulator, QuantileSketch, profile_frame
+from gpuseg.profiles import ProfileAccumulator, profile_frame
 
 FEATURES = ["recency_days", "frequency", "monetary", "tenure"]
 
