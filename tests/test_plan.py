@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gpuseg import KMeans, sketches
-from gpuseg import plan as plan_module
+from gpuseg import columns as columns_module
 from gpuseg.errors import DataError
 from gpuseg.parquet import ParquetSource
 from gpuseg.plan import OTHER, ColumnSpec, FeaturePlan, default_rfm_plan
@@ -355,7 +355,7 @@ def test_bad_data_raises_data_error_naming_column_and_row(rng):
 
 
 def test_too_many_categories_is_a_data_error(monkeypatch):
-    monkeypatch.setattr(plan_module, "_MAX_DISTINCT", 5)
+    monkeypatch.setattr(columns_module, "_MAX_DISTINCT", 5)
     plan = FeaturePlan([ColumnSpec("id", kind="categorical")])
     with pytest.raises(DataError, match="column 'id': has more than 5 distinct values"):
         plan.fit(pd.DataFrame({"id": np.arange(6)}))
