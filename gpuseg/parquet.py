@@ -14,23 +14,28 @@ validation pass.
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from fsspec.implementations.local import LocalFileSystem
 
 from gpuseg.batches import DEFAULT_BLOCK_ROWS, Batch
 from gpuseg.errors import DataError
+from gpuseg.parquet_files import (
+    ARROW_DATA_ERRORS,
+    as_expression,
+    check_filter,
+    check_schemas,
+    describe_path,
+    resolve_paths,
+)
+from gpuseg.read_ahead import read_ahead
 
 if TYPE_CHECKING:
     from gpuseg.plan import FeaturePlan
@@ -39,13 +44,6 @@ if TYPE_CHECKING:
 _SCAN_BATCH_ROWS = 1 << 16
 # First pause before a retry, doubled after each failure (object stores throttle).
 _RETRY_DELAY_S = 0.05
-# How often a blocked reader thread checks whether the consumer has gone.
-_POLL_S = 0.05
-_GLOB_CHARS = "*?["
-# Like pyarrow.dataset: _SUCCESS, _metadata, .crc files and hidden folders are not data.
-_IGNORED_PREFIXES = (".", "_")
-_EXPECTED_NUMERIC = "expected a numeric column (integer, float or bool)"
-_ARROW_DATA_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
 
 class ParquetSource:
@@ -141,9 +139,9 @@ class ParquetSource:
         self.filters = filters
         self.plan = plan
         self.storage_options = storage_options
-        self._filter = _as_expression(filters)
+        self._filter = as_expression(filters)
 
-        self._filesystem, self._paths, self.files = _resolve_paths(path, storage_options or {})
+        self._filesystem, self._paths, self.files = resolve_paths(path, storage_options or {})
         footers = []
         for index, file_path in enumerate(self._paths):
             footer = self._call(
@@ -158,12 +156,12 @@ class ParquetSource:
             footers.append(footer)
         schemas = [footer.schema.to_arrow_schema() for footer in footers]
         categorical = [] if plan is None else [s.name for s in plan.columns if s.kind != "numeric"]
-        self.columns = _check_schemas(
+        self.columns = check_schemas(
             self.files, schemas, columns, id_column, weight_column, categorical
         )
         self.n_features = len(self.columns) if plan is None else plan.n_features
         if self._filter is not None:
-            _check_filter(self._filter, schemas[0], self.files[0])
+            check_filter(self._filter, schemas[0], self.files[0])
         self._read_columns = list(
             dict.fromkeys([*self.columns, *(c for c in (id_column, weight_column) if c)])
         )
@@ -174,7 +172,7 @@ class ParquetSource:
         ]
         self._metadata_rows = int(self._file_rows.sum())
         if self._metadata_rows == 0:
-            where = self.files[0] if len(self.files) == 1 else _describe_path(path)
+            where = self.files[0] if len(self.files) == 1 else describe_path(path)
             raise DataError(
                 f"{len(self.files)} file(s) with no rows; expected at least one row", where
             )
@@ -218,7 +216,7 @@ class ParquetSource:
         if self.read_ahead == 0:
             yield from self._blocks()
         else:
-            yield from _read_ahead(self._blocks, self.read_ahead)
+            yield from read_ahead(self._blocks, self.read_ahead, name="gpuseg-parquet-reader")
 
     def sample(self, n_rows: int, rng: np.random.Generator) -> Batch:
         """Return ``min(n_rows, n_samples)`` distinct rows drawn uniformly, in ascending row order.
@@ -299,7 +297,7 @@ class ParquetSource:
             except OSError as exc:
                 failures += 1
                 self._after_failure(index, exc, failures)
-            except _ARROW_DATA_ERRORS as exc:
+            except ARROW_DATA_ERRORS as exc:
                 raise DataError(f"could not be read: {exc}", self.files[index]) from exc
 
     def _take_row_groups(self, rows: np.ndarray, block: _BlockBuilder) -> None:
@@ -353,7 +351,7 @@ class ParquetSource:
             except OSError as exc:  # noqa: PERF203 (a retry loop: the try is the point)
                 failures += 1
                 self._after_failure(index, exc, failures)
-            except _ARROW_DATA_ERRORS as exc:
+            except ARROW_DATA_ERRORS as exc:
                 raise DataError(f"{problem}: {exc}", self.files[index]) from exc
 
     def _after_failure(self, index: int, exc: OSError, failures: int) -> None:
@@ -513,225 +511,7 @@ def _count_rows(filesystem: pafs.FileSystem, path: str, filter: ds.Expression) -
     return ds.dataset(path, filesystem=filesystem, format="parquet").count_rows(filter=filter)
 
 
-# -- the reader thread -----------------------------------------------------------------------------
-
-
-class _Failure:
-    """An exception of the reader thread, on its way to the consumer."""
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-_DONE = object()
-
-
-def _read_ahead(produce: Callable[[], Iterator[Any]], depth: int) -> Iterator[Any]:
-    """Yield the items of ``produce()``, computed up to ``depth`` items ahead in a thread.
-
-    Errors of the thread are raised here; closing this generator stops and joins the thread.
-    """
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            if _put_within(items, item, _POLL_S):
-                return True
-        return False
-
-    def run() -> None:
-        iterator = produce()
-        try:
-            for item in iterator:
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as exc:
-            put(_Failure(exc))
-        finally:
-            iterator.close()
-
-    thread = threading.Thread(target=run, name="gpuseg-parquet-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = items.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failure):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        # Free the decoded blocks now; only this thread takes from the queue, so no race.
-        while not items.empty():
-            items.get_nowait()
-        thread.join()
-
-
-def _put_within(items: queue.Queue, item: Any, timeout: float) -> bool:
-    """Put ``item`` unless the queue stays full for ``timeout`` seconds."""
-    try:
-        items.put(item, timeout=timeout)
-    except queue.Full:
-        return False
-    return True
-
-
-# -- paths and schemas ----------------------------------------------------------------------------
-
-
-def _resolve_paths(
-    path: str | os.PathLike | Sequence[str | os.PathLike], storage_options: dict[str, Any]
-) -> tuple[pafs.FileSystem, list[str], list[str]]:
-    """The pyarrow filesystem, the sorted data file paths on it, and their names to show."""
-    entries = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if not entries:
-        raise DataError("no path given; expected a file, a directory, a glob or a URL")
-    fs = None
-    found: set[str] = set()
-    for entry in entries:
-        entry = os.fspath(entry)
-        entry_fs, root = fsspec.core.url_to_fs(entry, **storage_options)
-        if fs is None:
-            fs = entry_fs
-        elif entry_fs != fs:
-            raise ValueError(
-                f"path={entry!r} is on another filesystem than {entries[0]!r}; "
-                "expected all paths on one filesystem."
-            )
-        found.update(_expand(fs, entry, root))
-    paths = sorted(found)
-    if isinstance(fs, LocalFileSystem):
-        return pafs.LocalFileSystem(), paths, paths
-    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), paths, [fs.unstrip_protocol(p) for p in paths]
-
-
-def _expand(fs: fsspec.AbstractFileSystem, entry: str, root: str) -> list[str]:
-    """The data files a file, directory or glob stands for."""
-    if fs.isfile(root):
-        return [root]
-    if fs.isdir(root):
-        files = [p for p in fs.find(root) if not _ignored(p[len(root) :])]
-        if not files:
-            raise DataError("directory holds no data files; expected Parquet files", entry)
-        return files
-    if any(c in root for c in _GLOB_CHARS):
-        files = [p for p, info in fs.glob(root, detail=True).items() if info["type"] == "file"]
-        if not files:
-            raise DataError("glob matches no file; expected at least one Parquet file", entry)
-        return files
-    raise DataError("no such file or directory; expected a Parquet file, directory or glob", entry)
-
-
-def _ignored(relative: str) -> bool:
-    """Whether a path under a directory is bookkeeping (``_SUCCESS``, ``.crc``...), not data."""
-    return any(part.startswith(_IGNORED_PREFIXES) for part in relative.split("/") if part)
-
-
-def _check_schemas(
-    files: list[str],
-    schemas: list[pa.Schema],
-    columns: list[str] | None,
-    id_column: str | None,
-    weight_column: str | None,
-    categorical: Sequence[str] = (),
-) -> list[str]:
-    """The feature columns, after checking that every file has them, numeric, of one type.
-
-    Columns in ``categorical`` (one-hot inputs of a feature plan) may have any type.
-    """
-    first, reference = files[0], schemas[0]
-    special = [c for c in (id_column, weight_column) if c is not None]
-    if columns is None:
-        features = [f.name for f in reference if _is_numeric(f.type) and f.name not in special]
-        if not features:
-            raise DataError(f"has no numeric feature column; {_EXPECTED_NUMERIC}", first)
-    else:
-        features = columns
-    needed = [*features, *special]
-    for name in needed:
-        if reference.get_field_index(name) < 0:
-            raise DataError(
-                f"requested column is missing; the file has {_shorten(reference.names)}",
-                first,
-                name,
-            )
-    for name in [*features, *([weight_column] if weight_column is not None else [])]:
-        if name in categorical:
-            continue
-        kind = reference.field(name).type
-        if not _is_numeric(kind):
-            raise DataError(f"has type {kind}; {_EXPECTED_NUMERIC}", first, name)
-    for path, schema in zip(files[1:], schemas[1:], strict=True):
-        for name in needed:
-            if schema.get_field_index(name) < 0:
-                if columns is None and name in features:
-                    problem = f"schemas differ: column is in {first} but not in this file"
-                else:
-                    problem = f"requested column is missing (it is in {first})"
-                raise DataError(problem, path, name)
-            kind, expected = schema.field(name).type, reference.field(name).type
-            if kind != expected:
-                raise DataError(
-                    f"schemas differ: type {kind} here but {expected} in {first}", path, name
-                )
-        if columns is None:
-            for field in schema:
-                if _is_numeric(field.type) and field.name not in needed:
-                    raise DataError(
-                        f"schemas differ: numeric column is in this file but not in {first}",
-                        path,
-                        field.name,
-                    )
-    return list(features)
-
-
-def _check_filter(expression: ds.Expression, schema: pa.Schema, path: str) -> None:
-    """Raise DataError unless ``expression`` applies to ``schema`` (checked on no rows)."""
-    try:
-        ds.dataset(schema.empty_table()).scanner(filter=expression, columns=[]).count_rows()
-    except _ARROW_DATA_ERRORS as exc:
-        reason = str(exc).splitlines()[0]
-        raise DataError(
-            f"filters {expression} do not apply to the file's columns "
-            f"{_shorten(schema.names)}: {reason}",
-            path,
-        ) from exc
-
-
-def _is_numeric(kind: pa.DataType) -> bool:
-    """Whether a column can be a feature: integers, floats and bools."""
-    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
-
-
-def _as_expression(filters: ds.Expression | list | None) -> ds.Expression | None:
-    """A pyarrow expression from an expression or the DNF list form."""
-    if filters is None or isinstance(filters, ds.Expression):
-        return filters
-    if isinstance(filters, (list, tuple)):
-        return pq.filters_to_expression(list(filters))
-    raise TypeError(
-        f"filters={filters!r} should be a pyarrow.dataset.Expression or a list of "
-        "(column, op, value) tuples."
-    )
-
-
 def _check_int(name: str, value: Any, low: int) -> None:
     """Raise ValueError unless ``value`` is an int >= ``low``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{name}={value!r} should be an integer >= {low}.")
-
-
-def _shorten(names: list[str], limit: int = 8) -> str:
-    """A readable list of column names, cut after ``limit``."""
-    shown = ", ".join(repr(n) for n in names[:limit])
-    return f"[{shown}{', ...' if len(names) > limit else ''}]"
-
-
-def _describe_path(path: Any) -> str:
-    """The ``path`` argument as it should appear in a message."""
-    if isinstance(path, (str, os.PathLike)):
-        return os.fspath(path)
-    return ", ".join(os.fspath(p) for p in path)
