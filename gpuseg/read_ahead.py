@@ -1,8 +1,8 @@
 """A generator computed ahead in a thread: decoding overlaps the caller's compute.
 
 Memory stays bounded: at most ``depth`` items wait in the queue. Closing the consumer's generator
-(``break``, an exception, garbage collection) stops the thread within ``_POLL_S`` and drops what
-it had made.
+(``break``, an exception, garbage collection) stops the thread once the item it is making is done
+(a thread waiting on a full queue notices within ``_POLL_S``), joins it and drops what it made.
 """
 
 from __future__ import annotations
