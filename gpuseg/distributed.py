@@ -4,7 +4,8 @@ The only module of gpuseg that imports Dask: the command line gets its clients f
 :func:`job_client`, and :mod:`gpuseg.rfm`, whose per-customer aggregation is written against the
 dataframe API, gets its lazy frame from :func:`lazy_frame` and runs it with :func:`compute_lazy`.
 Partitions are :class:`gpuseg.batches.Batch` objects made by tasks (read from Parquet, or
-converted from the partitions of a Dask array or dataframe) and, by default, kept in worker memory
+converted from the partitions of a Dask array or dataframe; the task functions, which need no
+Dask, are in :mod:`gpuseg.partition_tasks`) and, by default, kept in worker memory
 between passes. A pass maps the fused kernel over them as tasks with the centres as task arguments
 and brings back only each partition's float64 :class:`ClusterSums`, folded on the client in
 partition order, so a seed gives the same centres on any number of workers, and the same as a
@@ -32,18 +33,18 @@ import dask.array as da
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from dask.delayed import Delayed
 from distributed import Client, Future, LocalCluster, as_completed, default_client
 from tqdm.auto import tqdm
 
+from gpuseg import partition_tasks as tasks
 from gpuseg._backend import CPUBackend
 from gpuseg._lloyd import lloyd
 from gpuseg._seeding import kmeans_plusplus
 from gpuseg.batches import ArraySource, Batch
 from gpuseg.errors import DataError
 from gpuseg.kernels.types import ClusterSums
-from gpuseg.labels import output_name, write_labels_file
+from gpuseg.labels import output_name
 from gpuseg.parquet import ParquetSource
 from gpuseg.plan import FeaturePlan
 
@@ -124,7 +125,7 @@ class DaskSource:
             self._futures = self.client.compute(self._delayed) if persist else None
             parts = self._partitions()
             # Also raises the first error of the partitions (a NaN, a bad file) now, in order.
-            self.partition_rows = np.array(self._map_gather(_n_rows, parts), dtype=np.int64)
+            self.partition_rows = np.array(self._map_gather(tasks.n_rows, parts), dtype=np.int64)
             del parts
             self.n_samples = int(self.partition_rows.sum())
             if self.n_samples == 0:
@@ -190,9 +191,9 @@ class DaskSource:
         owner_client, owned = _connect(client)
         try:
             files = layout.files
-            rows = owner_client.gather(owner_client.map(_file_rows, files, options=options))
+            rows = owner_client.gather(owner_client.map(tasks.file_rows, files, options=options))
             parts = [
-                dask.delayed(_read_file, pure=False)(
+                dask.delayed(tasks.read_file, pure=False)(
                     file, read_columns, id_column, weight_column, options, plan
                 )
                 for file, n in zip(files, rows, strict=True)
@@ -256,7 +257,7 @@ class DaskSource:
             raise TypeError(f"X is a {type(X).__name__}; expected a dask array or dataframe.")
         weights = _weight_blocks(sample_weight, X, len(blocks))
         parts = [
-            dask.delayed(_dask_batch, pure=False)(block, w, i, columns)
+            dask.delayed(tasks.dask_batch, pure=False)(block, w, i, columns)
             for i, (block, w) in enumerate(zip(blocks, weights, strict=True))
         ]
         if persist == "auto":  # unknown size or cluster: keep the partitions, as dask would
@@ -299,11 +300,11 @@ class DaskSource:
         wanted = [(p, lo, hi) for p, (lo, hi) in enumerate(itertools.pairwise(bounds)) if lo < hi]
         parts = self._partitions([p for p, _, _ in wanted])
         futures = [
-            self.client.submit(_take, part, rows[lo:hi] - self._starts[p], pure=False)
+            self.client.submit(tasks.take, part, rows[lo:hi] - self._starts[p], pure=False)
             for part, (p, lo, hi) in zip(parts, wanted, strict=True)
         ]
         pieces = self.client.gather(futures)
-        return _concatenate(pieces, self.n_features)
+        return tasks.concatenate(pieces, self.n_features)
 
     def pass_sums(
         self, centers: np.ndarray, backend: CPUBackend, progress: str | None = None
@@ -327,7 +328,7 @@ class DaskSource:
         centers32 = np.ascontiguousarray(centers, dtype=np.float32)
         parts = self._partitions()
         futures = self.client.map(
-            _partition_sums, parts, centers=centers32, backend=backend, pure=False
+            tasks.partition_sums, parts, centers=centers32, backend=backend, pure=False
         )
         index = {future.key: p for p, future in enumerate(futures)}
         with tqdm(
@@ -345,7 +346,7 @@ class DaskSource:
         """Nearest centre (int32) of every row, in row order, brought back to the client."""
         centers32 = np.ascontiguousarray(centers, dtype=np.float32)
         futures = self.client.map(
-            _partition_labels, self._partitions(), centers=centers32, backend=backend,
+            tasks.partition_labels, self._partitions(), centers=centers32, backend=backend,
             pure=False,
         )  # fmt: skip
         labels = self.client.gather(futures)
@@ -366,7 +367,7 @@ class DaskSource:
             for p in range(len(self._delayed))
         ]
         rows = self._map_gather(
-            _partition_write_labels, self._partitions(), [output_dir / n for n in names],
+            tasks.partition_write_labels, self._partitions(), [output_dir / n for n in names],
             centers=centers32, backend=backend, ambiguity=ambiguity,
         )  # fmt: skip
         return list(zip(names, rows, strict=True))
@@ -409,7 +410,7 @@ class DaskSource:
         client = self.client
         parts = self._partitions()
         # Step 1: C <- one row drawn with probability proportional to its weight.
-        totals = np.array(self._map_gather(_weight_total, parts))
+        totals = np.array(self._map_gather(tasks.weight_total, parts))
         cumulative = np.cumsum(totals)
         if not cumulative[-1] > 0:
             raise DataError("sample weights sum to zero; expected at least one positive weight")
@@ -418,13 +419,13 @@ class DaskSource:
         while totals[p] <= 0:  # a target on a boundary, past a weightless partition
             p -= 1
         local = target - (cumulative[p] - totals[p])
-        candidates = [client.submit(_row_at_weight, parts[p], local, pure=False).result()]
+        candidates = [client.submit(tasks.row_at_weight, parts[p], local, pure=False).result()]
         # Step 2: psi <- phi_X(C), kept per row as (weighted distance, nearest candidate).
         states = client.map(
-            _closest, parts, [None] * len(parts), new=candidates[0], offset=0, backend=backend,
+            tasks.closest, parts, [None] * len(parts), new=candidates[0], offset=0, backend=backend,
             pure=False,
         )  # fmt: skip
-        cost = float(np.sum(self._map_gather(_state_cost, states)))
+        cost = float(np.sum(self._map_gather(tasks.state_cost, states)))
         n_candidates = 1
         # Steps 3-6: a few rounds instead of O(log psi); each adds C' to C.
         for _ in range(n_rounds):
@@ -433,22 +434,22 @@ class DaskSource:
             # Step 4: C' <- every row independently with probability l * w d^2(x, C) / phi_X(C).
             round_seed = int(rng.integers(np.iinfo(np.int64).max))
             picked = client.map(
-                _oversample, parts, states, range(len(parts)),
+                tasks.oversample, parts, states, range(len(parts)),
                 factor=oversampling * n_clusters / cost, seed=round_seed, pure=False,
             )  # fmt: skip
-            new = _concatenate(client.gather(picked), self.n_features).X
+            new = tasks.concatenate(client.gather(picked), self.n_features).X
             if new.shape[0] == 0:
                 continue
             # Step 5: C <- C u C', and phi_X(C) updated with distances to C' only.
             states = client.map(
-                _closest, parts, states, new=new, offset=n_candidates, backend=backend,
+                tasks.closest, parts, states, new=new, offset=n_candidates, backend=backend,
                 pure=False,
             )  # fmt: skip
             candidates.append(new)
             n_candidates += new.shape[0]
-            cost = float(np.sum(self._map_gather(_state_cost, states)))
+            cost = float(np.sum(self._map_gather(tasks.state_cost, states)))
         # Step 7: w_x <- weight of the rows closer to candidate x than to any other.
-        counts = self._map_gather(_candidate_weights, parts, states, n_candidates=n_candidates)
+        counts = self._map_gather(tasks.candidate_weights, parts, states, n_candidates=n_candidates)
         del states, parts
         weights = np.sum(counts, axis=0)
         candidates_X = np.concatenate(candidates)
@@ -682,182 +683,3 @@ def _weight_blocks(sample_weight, X, n_blocks: int) -> list:
             f"sample_weight has {len(blocks)} partitions; expected {n_blocks}, those of X."
         )
     return blocks
-
-
-# -- tasks: module functions, run on the workers -------------------------------------------------
-
-
-def _file_rows(path: str, options: dict[str, Any]) -> int:
-    """Rows of one Parquet file, from its footer."""
-    import fsspec
-
-    with fsspec.open(path, "rb", **options) as f:
-        return pq.ParquetFile(f).metadata.num_rows
-
-
-def _read_file(
-    path: str,
-    columns: list[str],
-    id_column: str | None,
-    weight_column: str | None,
-    options: dict[str, Any],
-    plan: FeaturePlan | None = None,
-) -> Batch:
-    """One Parquet file as one block, validated as a local ParquetSource validates it."""
-    source = ParquetSource(
-        path, columns, id_column, weight_column,
-        block_rows=sys.maxsize, read_ahead=0, storage_options=options, plan=plan,
-    )  # fmt: skip
-    blocks = list(source.batches())
-    if len(blocks) == 1:
-        return blocks[0]
-    return _concatenate(blocks, source.n_features)
-
-
-def _dask_batch(block, weights, index: int, columns: list) -> Batch:
-    """A partition of a Dask collection as a float32 block, refusing NaN, inf and bad weights."""
-    ids = None
-    if hasattr(block, "to_numpy"):  # a pandas DataFrame
-        ids = np.asarray(block.index)
-        block = block.to_numpy(dtype=np.float32, na_value=np.nan)
-    X = np.ascontiguousarray(block, dtype=np.float32)
-    where = f"partition {index}"
-    if not np.isfinite(X).all():
-        bad = ~np.isfinite(X)
-        r = int(np.flatnonzero(bad.any(axis=1))[0])
-        j = int(np.flatnonzero(bad[r])[0])
-        raise DataError(
-            f"{float(X[r, j])!r} at row {r} of {where}; expected finite numbers (drop or impute "
-            "such rows first)",
-            column=columns[j],
-        )
-    if weights is not None:
-        weights = np.asarray(weights, dtype=np.float32).reshape(-1)
-        if weights.shape[0] != X.shape[0]:
-            raise DataError(
-                f"{where} has {X.shape[0]} rows but {weights.shape[0]} sample weights; expected "
-                "sample_weight partitioned like X"
-            )
-        bad = ~(np.isfinite(weights) & (weights >= 0))
-        if bad.any():
-            r = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"sample_weight {float(weights[r])!r} at row {r} of {where}; expected finite "
-                "numbers >= 0"
-            )
-    return Batch(X, weights, ids)
-
-
-def _n_rows(batch: Batch) -> int:
-    return batch.X.shape[0]
-
-
-def _partition_sums(batch: Batch, centers: np.ndarray, backend: CPUBackend) -> ClusterSums:
-    """The fused pass over one partition: its per-centre float64 sums only."""
-    if batch.X.shape[0] == 0:
-        return ClusterSums.zeros(*centers.shape)
-    _, sums = backend.assign_accumulate(batch.X, centers, batch.sample_weight)
-    return sums
-
-
-def _partition_labels(batch: Batch, centers: np.ndarray, backend: CPUBackend) -> np.ndarray:
-    """Nearest centre of every row of one partition."""
-    if batch.X.shape[0] == 0:
-        return np.empty(0, dtype=np.int32)
-    assignment, _ = backend.assign_accumulate(batch.X, centers, accumulate=False)
-    return assignment.labels
-
-
-def _partition_write_labels(
-    batch: Batch, target: Path, centers: np.ndarray, backend: CPUBackend, ambiguity: float
-) -> int:
-    """Write the labels file of one partition; return its rows."""
-
-    def nearest_two(X: np.ndarray):
-        assignment, _ = backend.assign_accumulate(X, centers, accumulate=False)
-        return assignment
-
-    return write_labels_file(target, [batch], nearest_two, ambiguity)
-
-
-def _take(batch: Batch, rows: np.ndarray) -> Batch:
-    """The given rows of one partition."""
-    weights = None if batch.sample_weight is None else batch.sample_weight[rows]
-    ids = None if batch.ids is None else batch.ids[rows]
-    return Batch(np.ascontiguousarray(batch.X[rows]), weights, ids)
-
-
-def _concatenate(pieces: list[Batch], n_features: int) -> Batch:
-    """Blocks laid end to end (weights and ids too, when every block has them)."""
-    if not pieces:
-        return Batch(np.empty((0, n_features), dtype=np.float32))
-    if len(pieces) == 1:
-        return pieces[0]
-    X = np.concatenate([piece.X for piece in pieces])
-    weights = ids = None
-    if all(piece.sample_weight is not None for piece in pieces):
-        weights = np.concatenate([piece.sample_weight for piece in pieces])
-    if all(piece.ids is not None for piece in pieces):
-        ids = np.concatenate([piece.ids for piece in pieces])
-    return Batch(X, weights, ids)
-
-
-def _row_weights(batch: Batch) -> np.ndarray:
-    if batch.sample_weight is None:
-        return np.ones(batch.X.shape[0])
-    return batch.sample_weight.astype(np.float64)
-
-
-def _weight_total(batch: Batch) -> float:
-    return float(_row_weights(batch).sum())
-
-
-def _row_at_weight(batch: Batch, target: float) -> np.ndarray:
-    """The row at which the cumulative weight of the partition first exceeds ``target``."""
-    cumulative = np.cumsum(_row_weights(batch))
-    row = min(int(np.searchsorted(cumulative, target, side="right")), batch.X.shape[0] - 1)
-    return batch.X[row : row + 1].copy()
-
-
-def _closest(
-    batch: Batch,
-    state: tuple[np.ndarray, np.ndarray] | None,
-    new: np.ndarray,
-    offset: int,
-    backend: CPUBackend,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted squared distance of every row to its nearest candidate, and that candidate,
-    updated with the candidates ``new`` (numbered from ``offset``)."""
-    n_rows = batch.X.shape[0]
-    if n_rows == 0:
-        return np.empty(0), np.empty(0, dtype=np.int32)
-    new32 = np.ascontiguousarray(new, dtype=np.float32)
-    assignment, _ = backend.assign_accumulate(batch.X, new32, accumulate=False)
-    cost = _row_weights(batch) * assignment.distances.astype(np.float64)
-    nearest = assignment.labels.astype(np.int32) + np.int32(offset)
-    if state is None:
-        return cost, nearest
-    old_cost, old_nearest = state
-    closer = cost < old_cost
-    return np.where(closer, cost, old_cost), np.where(closer, nearest, old_nearest)
-
-
-def _state_cost(state: tuple[np.ndarray, np.ndarray]) -> float:
-    return float(state[0].sum())
-
-
-def _oversample(
-    batch: Batch, state: tuple[np.ndarray, np.ndarray], index: int, factor: float, seed: int
-) -> Batch:
-    """Rows kept independently with probability ``min(1, factor * w d^2)``; the draws depend on
-    the round's seed and the partition's index only, not on which worker runs the task."""
-    rng = np.random.default_rng([seed, index])
-    keep = rng.random(batch.X.shape[0]) < factor * state[0]
-    return Batch(batch.X[keep].copy())
-
-
-def _candidate_weights(
-    batch: Batch, state: tuple[np.ndarray, np.ndarray], n_candidates: int
-) -> np.ndarray:
-    """Total weight of the partition's rows nearest to each candidate."""
-    return np.bincount(state[1], weights=_row_weights(batch), minlength=n_candidates)
