@@ -56,10 +56,6 @@ import numpy as np
 import pandas as pd
 
 from gpuseg.distributed import compute_lazy, lazy_frame
-
-if TYPE_CHECKING:
-    import dask.dataframe as dd
-
 from gpuseg.rfm_segments import (
     DEFAULT_RFM_RULES,
     RFMRule,
@@ -67,6 +63,9 @@ from gpuseg.rfm_segments import (
     rfm_scores,
     segment_rfm,
 )
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
 
 __all__ = [
     "DEFAULT_RFM_RULES",
