@@ -37,9 +37,7 @@ class CPUBackend:
         out: Assignment | None = None,
     ) -> tuple[Assignment, ClusterSums]:
         """The fused pass over one block (see :func:`gpuseg.kernels.assign_accumulate`)."""
-        return kernels.assign_accumulate(
-            X, centers, sample_weight, accumulate=accumulate, out=out
-        )
+        return kernels.assign_accumulate(X, centers, sample_weight, accumulate=accumulate, out=out)
 
     def squared_distances(self, X: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Squared distances of every row to a few candidate centres (k-means++ seeding)."""
@@ -82,7 +80,7 @@ class CUDABackend:
 
     def uses_gemm(self, n_clusters: int, n_features: int) -> bool:
         """Whether the pass for this size goes through cuBLAS (never under the simulator)."""
-        from gpuseg.kernels.cuda_fused import uses_gemm_cuda
+        from gpuseg.kernels.cuda_gemm import uses_gemm_cuda
 
         return self._cupy is not None and uses_gemm_cuda(n_clusters, n_features)
 
@@ -109,10 +107,11 @@ class CUDABackend:
 
     def _assign_device(self, X, centers, sample_weight, accumulate, out):
         from gpuseg.kernels import cuda_fused
+        from gpuseg.kernels.cuda_gemm import assign_accumulate_gemm_cuda
 
         cuda_fused.check_device_block(X, centers, sample_weight)
         kernel = (
-            cuda_fused.assign_accumulate_gemm_cuda
+            assign_accumulate_gemm_cuda
             if self.uses_gemm(*centers.shape)
             else cuda_fused.assign_accumulate_cuda
         )
@@ -127,6 +126,7 @@ class CUDABackend:
         from numba import cuda
 
         from gpuseg.kernels import cuda_fused as cf
+        from gpuseg.kernels import cuda_gemm
 
         n_samples, n_features = X.shape
         n_clusters = centers.shape[0]
@@ -141,7 +141,7 @@ class CUDABackend:
             cp = self._cupy
             centers_cp = cp.asarray(centers_dev)
             center_norms = cp.einsum("ij,ij->i", centers_cp, centers_cp)
-            chunk = min(cf.dots_chunk_rows(n_clusters), batch)
+            chunk = min(cuda_gemm.dots_chunk_rows(n_clusters), batch)
             layout = cf.plan_layout(chunk, n_clusters, n_features)
             n_slots = layout.n_blocks
         else:
@@ -200,10 +200,11 @@ class CUDABackend:
         layout, chunk, stream,
     ):  # fmt: skip
         from gpuseg.kernels import cuda_fused as cf
+        from gpuseg.kernels import cuda_gemm
 
         cp = self._cupy
         n_rows = X_dev.shape[0]
-        with cp.cuda.ExternalStream(cf.stream_pointer(stream)):
+        with cp.cuda.ExternalStream(cuda_gemm.stream_pointer(stream)):
             X_cp = cp.asarray(X_dev)
             for start in range(0, n_rows, chunk):
                 stop = min(start + chunk, n_rows)

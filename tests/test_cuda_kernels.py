@@ -58,6 +58,7 @@ def _run_case(X, centers, w, options):
 
     from gpuseg._backend import CUDABackend
     from gpuseg.kernels import cuda_fused as cf
+    from gpuseg.kernels import cuda_gemm
     from gpuseg.kernels.cuda_seeding import squared_distances_cuda
 
     n_samples, n_features = X.shape
@@ -90,7 +91,7 @@ def _run_case(X, centers, w, options):
             layout = cf.plan_layout(chunk, n_clusters, n_features, **(layout_options or {}))
             dots = centers32 @ X[start:stop].T
             w_dev = None if weights is None else cuda.to_device(weights)
-            out, partials, _ = cf.finish_dots_cuda(
+            out, partials, _ = cuda_gemm.finish_dots_cuda(
                 X_dev, centers32, norms, dots, start, w_dev,
                 out=out, partials=partials, layout=layout,
             )  # fmt: skip
@@ -320,7 +321,7 @@ def test_layout_depends_only_on_the_shape():
 
 
 def test_dispatch_picks_the_matrix_product_path_by_size():
-    from gpuseg.kernels.cuda_fused import uses_gemm_cuda
+    from gpuseg.kernels.cuda_gemm import uses_gemm_cuda
 
     assert not uses_gemm_cuda(8, 16)
     assert uses_gemm_cuda(1024, 32)

@@ -59,7 +59,8 @@ def test_direct_kernel_matches_cpu_twin(n_samples, n_features, n_clusters, weigh
 def test_repeated_runs_are_bitwise_identical():
     import cupy as cp
 
-    from gpuseg.kernels.cuda_fused import assign_accumulate_cuda, assign_accumulate_gemm_cuda
+    from gpuseg.kernels.cuda_fused import assign_accumulate_cuda
+    from gpuseg.kernels.cuda_gemm import assign_accumulate_gemm_cuda
 
     X, centers, w = make_block(2_000_000, 16, 8, seed=1)
     X_dev, w_dev = cp.asarray(X), cp.asarray(w)
@@ -74,7 +75,7 @@ def test_repeated_runs_are_bitwise_identical():
 def test_gemm_path_matches_cpu_gemm_path():
     import cupy as cp
 
-    from gpuseg.kernels.cuda_fused import assign_accumulate_gemm_cuda
+    from gpuseg.kernels.cuda_gemm import assign_accumulate_gemm_cuda
     from gpuseg.kernels.gemm import assign_accumulate_gemm
 
     X, centers, w = make_block(200_000, 32, 1024, seed=2)
