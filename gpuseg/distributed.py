@@ -554,14 +554,14 @@ def job_client(
         yield None
 
 
-def lazy_frame(table: Any) -> dd.DataFrame:
+def lazy_frame(table: Any, name: str = "table") -> dd.DataFrame:
     """A Dask dataframe over ``table``: a Dask frame as it is, a pandas frame as one partition,
     or a Parquet path, glob or list of paths opened lazily.
 
     Raises
     ------
     ValueError
-        ``table`` is none of these.
+        ``table`` is none of these; the message calls it ``name`` (the caller's parameter).
     """
     if isinstance(table, dd.DataFrame):
         return table
@@ -572,7 +572,7 @@ def lazy_frame(table: Any) -> dd.DataFrame:
     ):
         return dd.read_parquet(os.fspath(table) if isinstance(table, os.PathLike) else table)
     raise ValueError(
-        "transactions should be a pandas or Dask DataFrame or a Parquet path, glob or list of "
+        f"{name} should be a pandas or Dask DataFrame or a Parquet path, glob or list of "
         f"paths, got {type(table).__name__}."
     )
 

@@ -213,7 +213,7 @@ def compute_rfm(
     if returns not in RETURNS_POLICIES:
         raise ValueError(f"returns={returns!r} should be one of {RETURNS_POLICIES}.")
     rules = _as_rules(rules)  # a bad rule table fails before the pass over the data
-    frame = lazy_frame(transactions)
+    frame = lazy_frame(transactions, "transactions")
     roles = {
         "customer": customer,
         "timestamp": timestamp,
