@@ -22,7 +22,8 @@ The profile reports, per segment ``j`` and feature ``f``::
 
     share[j]      = n_j / n
     revenue[j]    = sum of money_column over j / its sum over everyone
-    lift[j, f]    = mean[j, f] / overall_mean[f] - 1          (NaN when overall_mean is 0)
+    lift[j, f]    = mean[j, f] / overall_mean[f] - 1          (NaN when overall_mean is 0, or
+                                                               when feature f takes both signs)
     z[j, f]       = (mean[j, f] - overall_mean[f]) / overall_std[f]   (NaN when the std is 0)
     rank_z[j, f]  = sqrt(2) * Phi^-1(auc[j, f])
 
@@ -35,6 +36,10 @@ normal features it reads like ``z``; unlike ``z`` it is not swamped by a long ta
 spenders inflate the standard deviation of spend until no segment is "low spend"). It is
 computed from the sketch, whose buckets tie values within ``alpha`` of each other; it is 0 for a
 constant feature and NaN for an empty segment.
+
+A lift is a ratio to the mean, so it is left out (NaN) for a feature with both negative and
+positive values (``|x| < 1e-9`` counts as 0), such as a standardised score: there a mean near 0
+turns small differences into thousands of percent.
 """
 
 from __future__ import annotations
@@ -255,6 +260,10 @@ class ProfileAccumulator:
         >>> acc.medians()[1].tolist()
         [2.0]
         """
+        return self._medians(None if self._kept is not None else self._everyone())
+
+    def _medians(self, everyone: QuantileSketch | None) -> tuple[np.ndarray, np.ndarray, bool]:
+        """:meth:`medians`, given :meth:`_everyone` (needed only past the exact rows)."""
         n_features = len(self.feature_names)
         if self._kept is not None:
             segment = np.full((self.n_clusters, n_features), np.nan)
@@ -270,7 +279,7 @@ class ProfileAccumulator:
                     segment[j] = np.median(values[rows], axis=0)
             return segment, np.median(values, axis=0), True
         segment = self.sketch.quantile(0.5).reshape(self.n_clusters, n_features)
-        return segment, self._everyone().quantile(0.5), False
+        return segment, everyone.quantile(0.5), False
 
     def _feature_of_group(self) -> np.ndarray:
         """The feature of every sketch group (groups are ``segment * n_features + feature``)."""
@@ -294,8 +303,12 @@ class ProfileAccumulator:
         >>> acc.rank_z().round(2).ravel().tolist(), acc.profile().z.round(2).ravel().tolist()
         ([-0.95, 0.95], [-0.38, 0.38])
         """
+        return self._rank_z(self._everyone())
+
+    def _rank_z(self, everyone: QuantileSketch) -> np.ndarray:
+        """:meth:`rank_z`, given :meth:`_everyone`."""
         features = self._feature_of_group()
-        auc = np.clip(self.sketch.mean_mid_rank(self._everyone(), features), 1e-12, 1 - 1e-12)
+        auc = np.clip(self.sketch.mean_mid_rank(everyone, features), 1e-12, 1 - 1e-12)
         normal = NormalDist()
         rank_z = [math.sqrt(2.0) * normal.inv_cdf(a) if a == a else math.nan for a in auc]
         return np.asarray(rank_z).reshape(self.n_clusters, len(self.feature_names))
@@ -330,10 +343,13 @@ class ProfileAccumulator:
         stds = np.where(
             present[:, None], np.sqrt(self.m2 / np.maximum(self.counts, 1)[:, None]), np.nan
         )
+        everyone = self._everyone()
+        one_signed = ~((everyone.quantile(0.0) < 0) & (everyone.quantile(1.0) > 0))
         with np.errstate(divide="ignore", invalid="ignore"):
-            lift = np.where(overall_mean != 0, means / overall_mean - 1.0, np.nan)
+            ratio = means / overall_mean - 1.0
+            lift = np.where((overall_mean != 0) & one_signed, ratio, np.nan)
             z = np.where(overall_std > 0, (means - overall_mean) / overall_std, np.nan)
-        segment_medians, overall_medians, exact = self.medians()
+        segment_medians, overall_medians, exact = self._medians(everyone)
         revenue_share = None
         if self.money_column is not None:
             total = self.revenue.sum()
@@ -350,7 +366,7 @@ class ProfileAccumulator:
             medians=segment_medians,
             lift=lift,
             z=z,
-            rank_z=self.rank_z(),
+            rank_z=self._rank_z(everyone),
             overall_mean=overall_mean,
             overall_std=overall_std,
             overall_median=overall_medians,
@@ -537,7 +553,10 @@ class SegmentProfile:
                 shown = "" if not np.isfinite(lift) else f" ({lift:+.0%})"
                 cells.append(f"{_fmt(self.means[j, f], digits)}{shown}")
             feature_rows.append(cells)
-        note = "Feature means per segment (lift against all customers in brackets)."
+        note = (
+            "Feature means per segment (lift against all customers in brackets; none for a "
+            "feature with both negative and positive values)."
+        )
         return "\n".join([*lines, "", note, "", *_table(feature_head, feature_rows)]) + "\n"
 
 

@@ -175,6 +175,31 @@ def test_zero_mean_and_constant_features_give_nan_lift_and_z():
     json.loads(profile.to_json())
 
 
+def test_lift_is_left_out_for_a_feature_of_both_signs():
+    rng = np.random.default_rng()
+    n = 2000
+    labels = rng.integers(0, 3, n)
+    frame = pd.DataFrame(
+        {
+            "score": rng.normal(0.01, 1.0, n) + 0.5 * labels,  # both signs, mean near 0
+            "spend": rng.lognormal(3, 1, n) * (1 + labels),  # positive
+            "balance": -rng.lognormal(2, 1, n),  # negative only: a ratio still means something
+        }
+    )
+    features = ["score", "spend", "balance"]
+    profile = profile_frame(frame, labels, features, 3)
+    assert np.isnan(profile.lift[:, 0]).all()
+    means = frame.groupby(labels)[features[1:]].mean().to_numpy()
+    np.testing.assert_allclose(
+        profile.lift[:, 1:], means / frame[features[1:]].mean().to_numpy() - 1
+    )
+    score_row = next(
+        line for line in profile.to_markdown().splitlines() if line.startswith("| score")
+    )
+    assert "%" not in score_row
+    assert profile.to_dict()["segments"][0]["features"]["score"]["lift"] is None
+
+
 def test_accumulator_errors():
     acc = ProfileAccumulator(["x"], 2)
     with pytest.raises(ValueError, match="frame_block has no column 'x'"):
