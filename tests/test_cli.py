@@ -249,6 +249,17 @@ def test_non_numeric_feature_column(table, tmp_path, run):
     assert "--categorical" in line
 
 
+def test_columns_left_out_of_the_default_features_are_named(table, tmp_path, run):
+    path, _ = table
+    proc = run("fit", path, "-k", 2, "-o", tmp_path / "m", check=0)
+    assert "x 2 features (spend, visits)" in proc.stdout
+    assert "not used as features: name (" in proc.stderr
+    proc = run("choose-k", path, "--k", "2..3", "-o", tmp_path / "k.json", check=0)
+    assert "not used as features: name (" in proc.stderr
+    proc = run("fit", path, "-k", 2, "-o", tmp_path / "m2", "--categorical", "name", check=0)
+    assert "not used as features" not in proc.stderr
+
+
 def test_nan_is_an_error_unless_dropped_or_imputed(table, tmp_path, run):
     path, frame = table
     frame.loc[7, "spend"] = np.nan

@@ -31,6 +31,7 @@ from gpuseg.commands.pipeline import (
     check_device,
     fit_plan,
     load_model,
+    log_unused_columns,
     nan_filter,
     open_layout,
     scoring_source,
@@ -82,6 +83,7 @@ def run_choose_k(args: Namespace, console: Console) -> dict[str, Any]:
     id_column = default_id_column(schema, id_column)
     plan = build_plan(schema, parse_columns(args.columns), id_column, where,
                       parse_columns(args.categorical))  # fmt: skip
+    log_unused_columns(schema, plan, id_column, console)
     filters = nan_filter(_numeric_inputs(plan), args.nan)
     plan = fit_plan(plan, files, filters, console, impute=args.nan == "impute")
     scoring = ImputingPlan(plan) if args.nan == "impute" else plan

@@ -211,6 +211,16 @@ def build_plan(
     return FeaturePlan(specs)
 
 
+def log_unused_columns(schema: pa.Schema, plan, id_column: str | None, console: Console) -> None:
+    """Say which of the table's columns the plan leaves out (the id aside), with their types."""
+    used = {spec.name for spec in plan.columns}
+    unused = [f for f in schema if f.name not in used and f.name != id_column]
+    if unused:
+        listed = ", ".join(f"{f.name} ({f.type})" for f in unused[:8])
+        more = f" and {len(unused) - 8} more" if len(unused) > 8 else ""
+        console.log(f"not used as features: {listed}{more}; choose with --columns/--categorical")
+
+
 def _default_numeric(schema: pa.Schema, id_column: str | None, path: str) -> list[str]:
     """Every integer or float column but the id."""
     columns = [
@@ -336,6 +346,7 @@ def run_fit(args: Namespace, console: Console) -> dict[str, Any]:
                         id_column)  # fmt: skip
     plan = build_plan(schema, parse_columns(args.columns), id_column, where,
                       parse_columns(args.categorical))  # fmt: skip
+    log_unused_columns(schema, plan, id_column, console)
     filters = nan_filter(_numeric_inputs(plan), args.nan)
     plan = fit_plan(plan, files, filters, console, impute=args.nan == "impute")
     if id_column:
