@@ -3,8 +3,10 @@
 Files are read one after another in sorted path order, and their record batches are cut and glued
 into float32 blocks of exactly ``block_rows`` rows, so the blocks (and so the centres) do not
 depend on how the files happen to be split into files or row groups. A reader thread decodes the
-next ``read_ahead`` blocks while the caller computes on the current one; memory stays bounded by
-about ``block_rows * (read_ahead + 2)`` rows, whatever the size of the data.
+next ``read_ahead`` blocks while the caller computes on the current one. Blocks that fit in
+memory are kept after the first complete pass and later passes read them from there (``persist``,
+as a Dask cluster keeps its partitions); otherwise memory stays bounded by about
+``block_rows * (read_ahead + 2)`` rows, whatever the size of the data.
 
 Bad data raises :class:`gpuseg.errors.DataError` naming the file, the column and, for NaN or
 infinite values, the first bad row, while the blocks are read: a streamed pass needs no separate
@@ -14,6 +16,7 @@ validation pass.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -76,6 +79,13 @@ class ParquetSource:
     plan : gpuseg.plan.FeaturePlan, optional
         A fitted feature plan: its input columns are read (categorical ones may be strings) and
         every block is ``plan.transform`` of its rows. Not with ``columns``.
+    persist : bool or "auto", default "auto"
+        Keep the blocks of the first complete pass in memory and give every later pass from
+        there, without reading and decoding the files again (a fit makes several passes).
+        ``"auto"`` keeps them when they take at most half the memory available when the first
+        pass starts (and stops keeping, freeing what it held, as soon as they pass that);
+        ``False`` reads the files on every pass. The files must not change while the source is
+        in use.
 
     Attributes
     ----------
@@ -87,6 +97,8 @@ class ParquetSource:
         ``len(columns)`` (with ``plan``, ``plan.n_features``).
     n_samples : int
         Rows in all files (from the Parquet footers; with ``filters``, counted on first use).
+    persisted : bool
+        Whether the blocks are held in memory (after a first complete pass).
 
     Raises
     ------
@@ -114,8 +126,11 @@ class ParquetSource:
         storage_options: dict[str, Any] | None = None,
         retries: int = 2,
         plan: FeaturePlan | None = None,
+        persist: bool | str = "auto",
     ) -> None:
         _check_int("block_rows", block_rows, 1)
+        if persist not in (True, False, "auto"):
+            raise ValueError(f"persist={persist!r} should be True, False or 'auto'.")
         _check_int("read_ahead", read_ahead, 0)
         _check_int("retries", retries, 0)
         if plan is not None:
@@ -139,6 +154,9 @@ class ParquetSource:
         self.filters = filters
         self.plan = plan
         self.storage_options = storage_options
+        self.persist = persist
+        self._kept: list[Batch] | None = None
+        self._keep_budget: float | None = None  # bytes; None until the first pass decides
         self._filter = as_expression(filters)
 
         self._filesystem, self._paths, self.files = resolve_paths(path, storage_options or {})
@@ -213,10 +231,35 @@ class ParquetSource:
             On the first NaN/inf/null feature or weight, or a file that cannot be read, as soon
             as the reader reaches it (errors of the reader thread are raised here).
         """
+        if self._kept is not None:
+            yield from self._kept
+            return
         if self.read_ahead == 0:
-            yield from self._blocks()
+            blocks = self._blocks()
         else:
-            yield from read_ahead(self._blocks, self.read_ahead, name="gpuseg-parquet-reader")
+            blocks = read_ahead(self._blocks, self.read_ahead, name="gpuseg-parquet-reader")
+        if self._keep_budget is None:
+            self._keep_budget = _keep_budget(self.persist)
+        if self._keep_budget <= 0:
+            yield from blocks
+            return
+        kept: list[Batch] | None = []
+        held = 0
+        for batch in blocks:
+            if kept is not None:
+                held += batch_nbytes(batch)
+                if held <= self._keep_budget:
+                    kept.append(batch)
+                else:
+                    kept, self._keep_budget = None, 0  # too large: stream every pass
+            yield batch
+        if kept is not None:
+            self._kept = kept
+
+    @property
+    def persisted(self) -> bool:
+        """Whether the blocks are held in memory (see ``persist``)."""
+        return self._kept is not None
 
     def sample(self, n_rows: int, rng: np.random.Generator) -> Batch:
         """Return ``min(n_rows, n_samples)`` distinct rows drawn uniformly, in ascending row order.
@@ -509,6 +552,42 @@ def _read_metadata(filesystem: pafs.FileSystem, path: str) -> pq.FileMetaData | 
 def _count_rows(filesystem: pafs.FileSystem, path: str, filter: ds.Expression) -> int:
     """Rows of one Parquet file passing ``filter`` (reads only the filtered columns)."""
     return ds.dataset(path, filesystem=filesystem, format="parquet").count_rows(filter=filter)
+
+
+def batch_nbytes(batch: Batch) -> int:
+    """Bytes a block holds: its arrays, and for object ids (strings) their Python objects too."""
+    total = batch.X.nbytes
+    if batch.sample_weight is not None:
+        total += batch.sample_weight.nbytes
+    if batch.ids is not None:
+        total += batch.ids.nbytes
+        if batch.ids.dtype == object and len(batch.ids):
+            some = batch.ids[:: max(1, len(batch.ids) // 1024)]
+            total += len(batch.ids) * sum(map(sys.getsizeof, some)) // len(some)
+    return total
+
+
+def _keep_budget(persist: bool | str) -> float:
+    """Bytes of blocks a source may keep: none, all, or half the memory available now."""
+    if persist == "auto":
+        return 0.5 * available_memory()
+    return float("inf") if persist else 0.0
+
+
+def available_memory() -> int:
+    """Bytes of memory available to start new work: ``MemAvailable`` of ``/proc/meminfo`` on
+    Linux, else the physical memory, else 0 (unknown)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 0
 
 
 def _check_int(name: str, value: Any, low: int) -> None:

@@ -45,6 +45,7 @@ def read_file(
     source = ParquetSource(
         path, columns, id_column, weight_column,
         block_rows=sys.maxsize, read_ahead=0, storage_options=options, plan=plan,
+        persist=False,
     )  # fmt: skip
     blocks = list(source.batches())
     if len(blocks) == 1:

@@ -30,6 +30,7 @@ def file_sources(source: ParquetSource) -> list[ParquetSource]:
         "retries": source.retries,
         "storage_options": source.storage_options,
         "plan": source.plan,
+        "persist": False,  # one pass each
     }
     columns = None if source.plan is not None else source.columns
     read = (columns, source.id_column, source.weight_column)

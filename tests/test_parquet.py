@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import pickle
 import re
+import sys
 import threading
 
 import fsspec
@@ -214,6 +215,50 @@ def test_closing_the_generator_early_stops_the_reader_thread(dataset):
     for _ in source.batches():
         break
     assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("read_ahead", [0, 2])
+def test_persisted_blocks_serve_later_passes_without_the_files(tmp_path, rng, read_ahead):
+    folder = tmp_path / "data"
+    table = pa.concat_tables(write_files(folder, [311, 57, 502], rng))
+    kept = ParquetSource(folder, FEATURES, "customer_id", "weight", block_rows=100,
+                         read_ahead=read_ahead, persist=True)  # fmt: skip
+    streamed = ParquetSource(folder, FEATURES, "customer_id", "weight", block_rows=100,
+                             read_ahead=read_ahead, persist=False)  # fmt: skip
+    for _ in kept.batches():  # an interrupted pass keeps nothing
+        break
+    assert not kept.persisted
+    first = read_all(kept)
+    list(streamed.batches())
+    assert kept.persisted and not streamed.persisted
+    for path in folder.iterdir():
+        path.unlink()
+    again = read_all(kept)
+    assert [len(b.X) for b in again[0]] == [100] * 8 + [70]
+    for got, want in zip(again[1:], first[1:], strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(again[1], features_of(table))
+    with pytest.raises(DataError, match=r"part-000\.parquet"):
+        list(streamed.batches())
+
+
+def test_persist_auto_streams_data_over_half_the_available_memory(dataset, monkeypatch):
+    block_bytes = 100 * len(FEATURES) * 4
+    monkeypatch.setattr(parquet, "available_memory", lambda: 2 * 5 * block_bytes)
+    small = ParquetSource(dataset[0], FEATURES, block_rows=100, persist="auto")
+    list(small.batches())
+    assert not small.persisted  # 9 blocks over a budget of 5
+    monkeypatch.setattr(parquet, "available_memory", lambda: 2 * 9 * block_bytes)
+    roomy = ParquetSource(dataset[0], FEATURES, block_rows=100)
+    list(roomy.batches())
+    assert roomy.persisted
+
+
+def test_batch_nbytes_counts_string_ids():
+    ids = np.array([f"customer-{i:06d}" for i in range(3000)], dtype=object)
+    batch = parquet.Batch(np.zeros((3000, 2), np.float32), None, ids)
+    exact = batch.X.nbytes + ids.nbytes + sum(map(sys.getsizeof, ids))
+    assert parquet.batch_nbytes(batch) == pytest.approx(exact, rel=0.01)
 
 
 def test_reader_thread_errors_reach_the_consumer(tmp_path, rng):
@@ -464,6 +509,7 @@ def test_schemas_differ_in_inferred_columns(dataset):
         ({"retries": 1.5}, "retries=1.5 should be an integer >= 0."),
         ({"columns": "spend"}, "columns='spend' should be a list of column names, not a str."),
         ({"columns": ["spend"], "weight_column": "spend"}, "column 'spend' is both a feature"),
+        ({"persist": "yes"}, "persist='yes' should be True, False or 'auto'."),
     ],
 )
 def test_bad_parameters(dataset, kwargs, message):

@@ -29,10 +29,13 @@ def write_customers(directory, rng, n_files=3, rows_per_file=2000):
     return pd.concat(frames, ignore_index=True)
 
 
-def test_streamed_fit_equals_in_memory_fit(tmp_path):
+@pytest.mark.parametrize("persist", [False, True])
+def test_streamed_fit_equals_in_memory_fit(tmp_path, persist):
     rng = np.random.default_rng()
     frame = write_customers(tmp_path / "customers", rng)
-    source = ParquetSource(tmp_path / "customers", FEATURES, "customer_id", block_rows=2000)
+    source = ParquetSource(
+        tmp_path / "customers", FEATURES, "customer_id", block_rows=2000, persist=persist
+    )
     X = frame[FEATURES].to_numpy(np.float32)
     streamed = KMeans(4, random_state=3, sample_rows=1000).fit(source)
     in_memory = KMeans(4, random_state=3, sample_rows=1000)._fit_source(
@@ -42,6 +45,7 @@ def test_streamed_fit_equals_in_memory_fit(tmp_path):
     assert streamed.inertia_ == in_memory.inertia_
     assert streamed.feature_columns_ == FEATURES
     assert streamed.cluster_sizes_.sum() == len(frame)
+    assert source.persisted == persist  # later passes read the blocks kept by the first
 
 
 def test_labels_per_input_file_match_predict(tmp_path):

@@ -143,11 +143,11 @@ def open_layout(data: str, id_column: str | None) -> ParquetSource:
     """Resolve and check the input files (missing, empty, corrupt, schemas that differ)."""
     _check_input_exists(data)
     try:
-        return ParquetSource(data, id_column=id_column, read_ahead=0)
+        return ParquetSource(data, id_column=id_column, read_ahead=0, persist=False)
     except DataError as exc:
         if "has no numeric feature column" in exc.problem:
             # No numeric column is only an error once the plan is known; resolve files alone.
-            return ParquetSource(data, columns=[_first_column(data)], read_ahead=0)
+            return ParquetSource(data, columns=[_first_column(data)], read_ahead=0, persist=False)
         raise
 
 
@@ -427,7 +427,8 @@ def scoring_source(model, data: str, nan: str, id_column: str | None = None) -> 
             )
     plan = ImputingPlan(model.plan) if nan == "impute" else model.plan
     filters = nan_filter(_numeric_inputs(model.plan), nan)
-    return ParquetSource(files, id_column=id_column, plan=plan, filters=filters)
+    # One pass per command (assign, profile, report, drift): nothing to keep.
+    return ParquetSource(files, id_column=id_column, plan=plan, filters=filters, persist=False)
 
 
 def run_assign(args: Namespace, console: Console) -> dict[str, Any]:
