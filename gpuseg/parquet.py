@@ -183,6 +183,12 @@ class ParquetSource:
         self._read_columns = list(
             dict.fromkeys([*self.columns, *(c for c in (id_column, weight_column) if c)])
         )
+        # Bytes an id takes in a block: its width when fixed, a guess for strings and objects.
+        self._id_bytes = 0
+        if id_column is not None:
+            id_type = schemas[0].field(id_column).type
+            fixed = pa.types.is_integer(id_type) or pa.types.is_floating(id_type)
+            self._id_bytes = id_type.bit_width // 8 if fixed else 64
         self._file_rows = np.array([footer.num_rows for footer in footers], dtype=np.int64)
         self._group_rows = [
             np.array([footer.row_group(g).num_rows for g in range(footer.num_row_groups)])
@@ -265,8 +271,11 @@ class ParquetSource:
         """Return ``min(n_rows, n_samples)`` distinct rows drawn uniformly, in ascending row order.
 
         The rows are ``sort(rng.choice(n_samples, n_rows, replace=False))``, the same as
-        :class:`gpuseg.batches.ArraySource` draws, and only the row groups holding them are read
-        (with ``filters``, every row passing them is scanned once).
+        :class:`gpuseg.batches.ArraySource` draws. They are taken from the blocks kept in memory
+        (see ``persist``); when the blocks are not kept yet but would be, a first complete pass
+        keeps them (a sample touches most row groups of a large table anyway). Otherwise only
+        the row groups holding the rows are read (with ``filters``, every row passing them is
+        scanned once).
 
         Parameters
         ----------
@@ -285,12 +294,42 @@ class ParquetSource:
             rows = np.arange(n_samples, dtype=np.int64)
         else:
             rows = np.sort(rng.choice(n_samples, size=n_rows, replace=False))
+        if self._kept is None and self._would_keep():
+            for _ in self.batches():
+                pass
+        if self._kept is not None:
+            return self._take_kept(self._kept, rows)
         block = _BlockBuilder(self, len(rows))
         if self._filter is None:
             self._take_row_groups(rows, block)
         else:
             self._take_scanned(rows, block)
         return block.finish()
+
+    def _would_keep(self) -> bool:
+        """Whether a first pass is expected to keep the blocks (estimated from the row count)."""
+        if self._keep_budget is None:
+            self._keep_budget = _keep_budget(self.persist)
+        row_bytes = 4 * self.n_features + self._id_bytes
+        row_bytes += 4 if self.weight_column is not None else 0
+        return self.n_samples * row_bytes <= self._keep_budget
+
+    def _take_kept(self, kept: list[Batch], rows: np.ndarray) -> Batch:
+        """The given rows (ascending) from the blocks kept in memory."""
+        which = rows // self.block_rows
+        bounds = np.searchsorted(which, np.arange(len(kept) + 1))
+        parts = [
+            (kept[b], rows[bounds[b] : bounds[b + 1]] - b * self.block_rows)
+            for b in range(len(kept))
+            if bounds[b + 1] > bounds[b]
+        ]
+        X = np.concatenate([block.X[local] for block, local in parts])
+        weights = ids = None
+        if self.weight_column is not None:
+            weights = np.concatenate([block.sample_weight[local] for block, local in parts])
+        if self.id_column is not None:
+            ids = np.concatenate([block.ids[local] for block, local in parts])
+        return Batch(X, weights, ids)
 
     # -- reading ------------------------------------------------------------------------------
 

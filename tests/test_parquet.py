@@ -167,9 +167,11 @@ def test_filters_keep_matching_rows_in_order(dataset, filters):
     np.testing.assert_array_equal(sample.X, X[rows])
 
 
-def test_sample_is_deterministic_sorted_and_reads_the_right_rows(dataset, rng):
+@pytest.mark.parametrize("persist", [False, True])
+def test_sample_is_deterministic_sorted_and_reads_the_right_rows(dataset, rng, persist):
     folder, table = dataset
-    source = ParquetSource(folder, FEATURES, "customer_id", "weight")
+    source = ParquetSource(folder, FEATURES, "customer_id", "weight", block_rows=128,
+                           persist=persist)  # fmt: skip
     seed = int(rng.integers(1 << 30))
     sample = source.sample(100, np.random.default_rng(seed))
     again = source.sample(100, np.random.default_rng(seed))
@@ -183,6 +185,7 @@ def test_sample_is_deterministic_sorted_and_reads_the_right_rows(dataset, rng):
     assert sample.X.dtype == np.float32 and sample.X.flags.c_contiguous
     everything = source.sample(10_000, rng)
     np.testing.assert_array_equal(everything.X, features_of(table))
+    assert source.persisted == persist  # taken from the kept blocks, or from the row groups
 
 
 def test_sample_is_uniform(tmp_path, rng):
@@ -323,7 +326,8 @@ def test_failed_row_group_reads_are_retried_for_samples(dataset, monkeypatch):
 
     monkeypatch.setattr(parquet, "_read_row_groups", flaky_read)
     monkeypatch.setattr(parquet, "_RETRY_DELAY_S", 0.0)
-    sample = ParquetSource(folder, FEATURES).sample(1000, np.random.default_rng())
+    source = ParquetSource(folder, FEATURES, persist=False)  # rows read from their row groups
+    sample = source.sample(1000, np.random.default_rng())
     np.testing.assert_array_equal(sample.X, features_of(table))
     assert len(failures) == 2
 
