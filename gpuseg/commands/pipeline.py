@@ -353,7 +353,7 @@ def run_fit(args: Namespace, console: Console) -> dict[str, Any]:
         check_unique_ids(files, id_column, console)
     scoring = ImputingPlan(plan) if args.nan == "impute" else plan
     with dask_client(args, console) as client:
-        source = _fit_source(files, id_column, scoring, filters, client)
+        source = _fit_source(files, scoring, filters, client)
         try:
             check_k(args.k, source.n_samples, where)
             km = KMeans(
@@ -383,10 +383,14 @@ def run_fit(args: Namespace, console: Console) -> dict[str, Any]:
     return {"model": str(target), "k": args.k, "inertia": float(km.inertia_)}
 
 
-def _fit_source(files, id_column, plan, filters, client):
-    """The batch source of the fit: local Parquet, or Dask partitions when a client is given."""
+def _fit_source(files, plan, filters, client):
+    """The batch source of the fit: local Parquet, or Dask partitions when a client is given.
+
+    The plan names the columns read; ids are not (the fit does not use them, and blocks kept in
+    memory between passes stay smaller without them).
+    """
     if client is None:
-        return ParquetSource(files, id_column=id_column, plan=plan, filters=filters)
+        return ParquetSource(files, plan=plan, filters=filters)
     from gpuseg.distributed import planned_parquet_source
 
     return planned_parquet_source(files, plan, filters, client)
