@@ -209,6 +209,12 @@ class ParquetSource:
             f"block_rows={self.block_rows})"
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the source without the blocks it keeps (a copy reads the files again)."""
+        state = self.__dict__.copy()
+        state["_kept"] = None
+        return state
+
     @property
     def n_samples(self) -> int:
         """Rows to be read: from the footers, or counted once through ``filters``."""

@@ -243,6 +243,7 @@ def test_persisted_blocks_serve_later_passes_without_the_files(tmp_path, rng, re
     np.testing.assert_array_equal(again[1], features_of(table))
     with pytest.raises(DataError, match=r"part-000\.parquet"):
         list(streamed.batches())
+    assert not pickle.loads(pickle.dumps(kept)).persisted  # copies do not carry the blocks
 
 
 def test_persist_auto_streams_data_over_half_the_available_memory(dataset, monkeypatch):
