@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--n-init", type=int, default=3, help="seeding tries (default 3)")
     fit.add_argument("--algorithm", choices=("auto", "lloyd", "minibatch"), default="auto",
                      help="k-means variant (default auto)")  # fmt: skip
+    _persist(fit)
     _dask(fit)
 
     assign = command("assign", "write the segment of every customer with a saved model")
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     choose.add_argument("--max-iter", type=int, default=100, help="most passes per fit")
     _features(choose)
     _device(choose)
+    _persist(choose)
 
     profile = command("profile", "profile the segments: sizes, revenue, feature means, names")
     profile.add_argument("model", nargs="?", metavar="MODEL", help="model directory")
@@ -246,6 +248,13 @@ def _analysis(sub) -> None:
     sub.add_argument("--seed", type=int, default=0, help="seed of the projection sample")
     _ambiguity(sub)
     _nan(sub)
+
+
+def _persist(sub) -> None:
+    sub.add_argument("--persist", choices=("auto", "yes", "no"), default="auto",
+                     help="keep the decoded rows in memory after the first pass: auto (when they "
+                          "take at most half the available memory), yes, or no (read the files "
+                          "on every pass; default auto)")  # fmt: skip
 
 
 def _dask(sub) -> None:

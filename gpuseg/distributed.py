@@ -593,12 +593,17 @@ def local_progress_bar(show: bool) -> contextlib.AbstractContextManager:
 
 
 def planned_parquet_source(
-    files: Sequence[str], plan: FeaturePlan, filters: Any, client: Client
+    files: Sequence[str],
+    plan: FeaturePlan,
+    filters: Any,
+    client: Client,
+    persist: bool | str = "auto",
 ) -> DaskSource:
     """A :class:`DaskSource` of Parquet files read with ``filters`` and put through ``plan``.
 
     Each partition is read (only the plan's input columns, only the rows passing ``filters``) and
-    transformed by the workers; the client only builds the graph.
+    transformed by the workers; the client only builds the graph. ``persist`` is as for
+    :meth:`DaskSource.from_dask`.
     """
     frame = dd.read_parquet(list(files), columns=plan.input_columns, filters=filters)
     names = plan.output_names
@@ -606,7 +611,7 @@ def planned_parquet_source(
         lambda part: pd.DataFrame(plan.transform(part), columns=names, index=part.index),
         meta=pd.DataFrame({name: np.zeros(0, np.float32) for name in names}),
     )
-    return DaskSource.from_dask(features, client=client)
+    return DaskSource.from_dask(features, client=client, persist=persist)
 
 
 def _connect(client: Client | str | None) -> tuple[Client, bool]:

@@ -260,6 +260,19 @@ def test_columns_left_out_of_the_default_features_are_named(table, tmp_path, run
     assert "not used as features" not in proc.stderr
 
 
+def test_persist_choices_fit_the_same_model(table, tmp_path, run):
+    from gpuseg.model import load
+
+    path, _ = table
+    centers = []
+    for choice in ("auto", "yes", "no"):
+        run("fit", path, "-k", 3, "-o", tmp_path / choice, "--persist", choice, check=0)
+        centers.append(load(tmp_path / choice).centers)
+    np.testing.assert_array_equal(centers[0], centers[1])
+    np.testing.assert_array_equal(centers[0], centers[2])
+    assert run("fit", path, "-k", 3, "-o", tmp_path / "x", "--persist", "maybe").returncode == 2
+
+
 def test_nan_is_an_error_unless_dropped_or_imputed(table, tmp_path, run):
     path, frame = table
     frame.loc[7, "spend"] = np.nan

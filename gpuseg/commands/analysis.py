@@ -87,7 +87,7 @@ def run_choose_k(args: Namespace, console: Console) -> dict[str, Any]:
     filters = nan_filter(_numeric_inputs(plan), args.nan)
     plan = fit_plan(plan, files, filters, console, impute=args.nan == "impute")
     scoring = ImputingPlan(plan) if args.nan == "impute" else plan
-    source = _fit_source(files, scoring, filters, None)
+    source = _fit_source(files, scoring, filters, None, args.persist)
     if ks[-1] > source.n_samples:
         raise DataError(f"has {source.n_samples:,} rows but --k goes up to {ks[-1]}; expected "
                         "k <= rows", where)  # fmt: skip

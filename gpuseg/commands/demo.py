@@ -59,7 +59,7 @@ def run_demo(args: Namespace, console: Console) -> dict[str, Any]:
     ), quiet)  # fmt: skip
     done("rfm")
     common = {"columns": None, "categorical": None, "id": None, "nan": "error",
-              "device": args.device, "seed": args.seed}  # fmt: skip
+              "device": args.device, "seed": args.seed, "persist": "auto"}  # fmt: skip
     step("choose_k", f"choose-k: scoring k in {args.k_range}")
     selection = run_choose_k(Namespace(
         data=str(paths["customers"]), k=args.k_range, output=str(paths["choose_k"]),

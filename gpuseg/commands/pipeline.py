@@ -353,7 +353,7 @@ def run_fit(args: Namespace, console: Console) -> dict[str, Any]:
         check_unique_ids(files, id_column, console)
     scoring = ImputingPlan(plan) if args.nan == "impute" else plan
     with dask_client(args, console) as client:
-        source = _fit_source(files, scoring, filters, client)
+        source = _fit_source(files, scoring, filters, client, args.persist)
         try:
             check_k(args.k, source.n_samples, where)
             km = KMeans(
@@ -383,17 +383,18 @@ def run_fit(args: Namespace, console: Console) -> dict[str, Any]:
     return {"model": str(target), "k": args.k, "inertia": float(km.inertia_)}
 
 
-def _fit_source(files, plan, filters, client):
+def _fit_source(files, plan, filters, client, persist: str = "auto"):
     """The batch source of the fit: local Parquet, or Dask partitions when a client is given.
 
     The plan names the columns read; ids are not (the fit does not use them, and blocks kept in
-    memory between passes stay smaller without them).
+    memory between passes stay smaller without them). ``persist`` is the ``--persist`` choice.
     """
+    keep = {"auto": "auto", "yes": True, "no": False}[persist]
     if client is None:
-        return ParquetSource(files, plan=plan, filters=filters)
+        return ParquetSource(files, plan=plan, filters=filters, persist=keep)
     from gpuseg.distributed import planned_parquet_source
 
-    return planned_parquet_source(files, plan, filters, client)
+    return planned_parquet_source(files, plan, filters, client, keep)
 
 
 # -- assign ----------------------------------------------------------------------------------------
