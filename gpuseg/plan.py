@@ -12,7 +12,7 @@ missing values) are in :mod:`gpuseg.columns`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from gpuseg.columns import (
     spec_from_dict,
 )
 from gpuseg.errors import DataError
+from gpuseg.read_ahead import map_ahead
 from gpuseg.sketches import CategoryCounts, NumericStatistics, PlanStatistics
 
 __all__ = ["OTHER", "ColumnSpec", "FeaturePlan", "default_rfm_plan"]
@@ -187,14 +188,38 @@ class FeaturePlan:
         """
         if isinstance(data, (pa.Table, pa.RecordBatch, pd.DataFrame)):
             data = [data]
-        total = None
-        for table in data:
-            offset = 0 if total is None else total.n_rows
-            stats = self.statistics(table, rows=offset)
-            total = stats if total is None else total.merge(stats)
+        total = self.merged_statistics((table, None) for table in data)
         if total is None:
             raise DataError("no table to fit the feature plan on; expected at least one")
         return self.fit_statistics(total)
+
+    def merged_statistics(
+        self, tables: Iterable[tuple[Any, str | None]], threads: int | None = None
+    ) -> PlanStatistics | None:
+        """The statistics of ``(table, path)`` pairs merged in order; None when there are none.
+
+        Tables are worked on by ``threads`` threads at once (default: the usable cores, at most
+        4) and merged in their order, so the result is the same as one table at a time. Rows are
+        numbered from 0 for every new ``path`` (or across all tables when ``path`` is None), for
+        error messages; the first bad value in table order is the one raised.
+        """
+
+        def numbered() -> Iterator[tuple[Any, int, str | None]]:
+            first, last_path = 0, None
+            for table, path in tables:
+                if path != last_path:
+                    first, last_path = 0, path
+                yield table, first, path
+                first += len(table) if isinstance(table, pd.DataFrame) else table.num_rows
+
+        def statistics(item: tuple[Any, int, str | None]) -> PlanStatistics:
+            table, first, path = item
+            return self.statistics(table, rows=first, path=path)
+
+        total = None
+        for stats in map_ahead(statistics, numbered(), threads):
+            total = stats if total is None else total.merge(stats)
+        return total
 
     def fit_statistics(self, stats: PlanStatistics) -> FeaturePlan:
         """Fit the plan from merged statistics; returns self."""

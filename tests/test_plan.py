@@ -106,6 +106,26 @@ def test_statistics_merged_over_partitions_equal_one_pass(rng, monkeypatch, exac
     assert_params_close(one_pass, full_plan().fit_statistics(merged))
 
 
+def test_statistics_of_many_tables_on_threads_merge_in_order(rng):
+    frame = customers(5000, rng)
+    parts = [(frame.iloc[a : a + 250], None) for a in range(0, 5000, 250)]
+    serial = full_plan().merged_statistics(iter(parts), threads=1)
+    threaded = full_plan().merged_statistics(iter(parts), threads=3)
+    assert threaded.n_rows == serial.n_rows == 5000
+    for name, column in serial.columns.items():  # same merges in the same order: same bits
+        for field, value in vars(column).items():
+            np.testing.assert_array_equal(getattr(threaded.columns[name], field), value)
+    assert full_plan().merged_statistics(iter([]), threads=3) is None
+    # The first bad row in table order is raised, numbered within its path.
+    bad = [
+        (frame.iloc[:100], "a.parquet"),
+        (frame.iloc[100:200].assign(net=np.nan), "a.parquet"),
+        (frame.iloc[200:300].assign(frequency=np.inf), "b.parquet"),
+    ]
+    with pytest.raises(DataError, match=r"a\.parquet: column 'net': null at row 100"):
+        full_plan().merged_statistics(iter(bad), threads=3)
+
+
 def test_sketch_in_bucket_mode_is_within_one_bucket(rng, monkeypatch):
     monkeypatch.setattr(sketches, "_EXACT_LIMIT", 64)
     values = np.log1p(rng.lognormal(3.0, 1.5, 20_000))

@@ -243,18 +243,18 @@ def _rfm_specs(names: list[str]):
 
 def fit_plan(plan, files: list[str], filters, console: Console, impute: bool):
     """Fit the plan in one streamed pass over the files (bad values raise, naming file and row)."""
-    total = None
-    with console.step("feature plan") as step:
+    keep = filters if filters is not None else (
+        nan_filter(_numeric_inputs(plan), "drop") if impute else None
+    )  # fmt: skip
+
+    def batches():
         for path in files:
-            rows = 0
             dataset = ds.dataset(path, format="parquet")
-            keep = filters if filters is not None else (
-                nan_filter(_numeric_inputs(plan), "drop") if impute else None
-            )  # fmt: skip
             for batch in dataset.to_batches(columns=plan.input_columns, filter=keep):
-                stats = plan.statistics(batch, rows=rows, path=path)
-                rows += batch.num_rows
-                total = stats if total is None else total.merge(stats)
+                yield batch, path
+
+    with console.step("feature plan") as step:
+        total = plan.merged_statistics(batches())
         if total is None or total.n_rows == 0:
             where = files[0] if len(files) == 1 else f"{len(files)} files"
             raise DataError("has no rows (after dropping bad values); expected at least one", where)
