@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -328,6 +329,22 @@ def test_duplicated_customer_ids(table, tmp_path, run):
     frame.to_parquet(path)
     user_error(run("fit", path, "-k", 2, "-o", tmp_path / "m"), str(path), "'customer_id'",
                "duplicated customer id 3")  # fmt: skip
+
+
+@pytest.mark.parametrize("order", ["ascending", "shuffled"])
+def test_repeated_ids_found_by_numpy_as_by_arrow(order):
+    from gpuseg.commands._common import _repeats
+
+    rng = np.random.default_rng()
+    ids = np.arange(50_000, dtype=np.int64) * 3
+    if order == "shuffled":
+        ids = rng.permutation(ids)
+    assert _repeats(pa.chunked_array([ids])) is None
+    copies = rng.choice(len(ids), 4, replace=False)
+    ids[copies[:2]] = ids[copies[2:]]  # two rows repeat ids of two others
+    as_ints = _repeats(pa.chunked_array([ids[:20_000], ids[20_000:]]))
+    as_strings = _repeats(pa.chunked_array([ids.astype(str)]))  # Arrow's hash count
+    assert as_ints == (int(as_strings[0]), as_strings[1]) and as_ints[1] == 2
 
 
 def test_unknown_device(table, tmp_path, run):
