@@ -44,6 +44,12 @@ __all__ = ["OTHER", "ColumnSpec", "FeaturePlan", "default_rfm_plan"]
 # -- the plan ---------------------------------------------------------------------------------
 
 
+# Tables whose statistics one thread computes and merges before handing them over: the merge
+# into the running total (up to 2**16 groups per column) is then paid once per group of tables.
+# A constant, so the merge order, and the bits of the result, do not depend on the thread count.
+_TABLES_PER_TASK = 8
+
+
 class FeaturePlan:
     """Which columns feed the clustering and how; fitted in one streamed pass.
 
@@ -199,7 +205,8 @@ class FeaturePlan:
         """The statistics of ``(table, path)`` pairs merged in order; None when there are none.
 
         Tables are worked on by ``threads`` threads at once (default: the usable cores, at most
-        4) and merged in their order, so the result is the same as one table at a time. Rows are
+        4), in groups of a fixed number of consecutive tables, and merged in table order, so the
+        result does not depend on the thread count. Rows are
         numbered from 0 for every new ``path`` (or across all tables when ``path`` is None), for
         error messages; the first bad value in table order is the one raised.
         """
@@ -212,12 +219,15 @@ class FeaturePlan:
                 yield table, first, path
                 first += len(table) if isinstance(table, pd.DataFrame) else table.num_rows
 
-        def statistics(item: tuple[Any, int, str | None]) -> PlanStatistics:
-            table, first, path = item
-            return self.statistics(table, rows=first, path=path)
+        def statistics(group: list[tuple[Any, int, str | None]]) -> PlanStatistics:
+            merged = None
+            for table, first, path in group:
+                stats = self.statistics(table, rows=first, path=path)
+                merged = stats if merged is None else merged.merge(stats)
+            return merged
 
         total = None
-        for stats in map_ahead(statistics, numbered(), threads):
+        for stats in map_ahead(statistics, _groups(numbered(), _TABLES_PER_TASK), threads):
             total = stats if total is None else total.merge(stats)
         return total
 
@@ -366,6 +376,18 @@ class FeaturePlan:
 
 
 # -- reading tables ---------------------------------------------------------------------------
+
+
+def _groups(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive items in lists of ``size`` (the last may be shorter)."""
+    group: list[Any] = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def _as_table(data: Any, columns: list[str], path: str | None) -> pa.Table:
