@@ -254,7 +254,7 @@ def test_columns_left_out_of_the_default_features_are_named(table, tmp_path, run
     path, _ = table
     proc = run("fit", path, "-k", 2, "-o", tmp_path / "m", check=0)
     assert "x 2 features (spend, visits)" in proc.stdout
-    assert "not used as features: name (" in proc.stderr
+    assert "not used as features: name (string)" in proc.stderr
     proc = run("choose-k", path, "--k", "2..3", "-o", tmp_path / "k.json", check=0)
     assert "not used as features: name (" in proc.stderr
     proc = run("fit", path, "-k", 2, "-o", tmp_path / "m2", "--categorical", "name", check=0)

@@ -216,9 +216,18 @@ def log_unused_columns(schema: pa.Schema, plan, id_column: str | None, console: 
     used = {spec.name for spec in plan.columns}
     unused = [f for f in schema if f.name not in used and f.name != id_column]
     if unused:
-        listed = ", ".join(f"{f.name} ({f.type})" for f in unused[:8])
+        listed = ", ".join(f"{f.name} ({_type_name(f.type)})" for f in unused[:8])
         more = f" and {len(unused) - 8} more" if len(unused) > 8 else ""
         console.log(f"not used as features: {listed}{more}; choose with --columns/--categorical")
+
+
+def _type_name(kind: pa.DataType) -> str:
+    """A column type as a user reads it: strings are strings, however Arrow stores them."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_large_string(kind) or pa.types.is_string(kind):
+        return "string"
+    return str(kind)
 
 
 def _default_numeric(schema: pa.Schema, id_column: str | None, path: str) -> list[str]:
