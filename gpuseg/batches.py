@@ -36,6 +36,28 @@ class Batch:
     ids: np.ndarray | None = None
 
 
+def take(batch: Batch, rows: np.ndarray) -> Batch:
+    """The given rows of one block (weights and ids too)."""
+    weights = None if batch.sample_weight is None else batch.sample_weight[rows]
+    ids = None if batch.ids is None else batch.ids[rows]
+    return Batch(np.ascontiguousarray(batch.X[rows]), weights, ids)
+
+
+def concatenate(pieces: list[Batch], n_features: int) -> Batch:
+    """Blocks laid end to end (weights and ids too, when every block has them)."""
+    if not pieces:
+        return Batch(np.empty((0, n_features), dtype=np.float32))
+    if len(pieces) == 1:
+        return pieces[0]
+    X = np.concatenate([piece.X for piece in pieces])
+    weights = ids = None
+    if all(piece.sample_weight is not None for piece in pieces):
+        weights = np.concatenate([piece.sample_weight for piece in pieces])
+    if all(piece.ids is not None for piece in pieces):
+        ids = np.concatenate([piece.ids for piece in pieces])
+    return Batch(X, weights, ids)
+
+
 class BatchSource(Protocol):
     """What the fitting loops read: a fixed sequence of blocks and a way to sample rows."""
 

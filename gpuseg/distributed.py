@@ -41,7 +41,7 @@ from gpuseg import partition_tasks as tasks
 from gpuseg._backend import CPUBackend
 from gpuseg._lloyd import lloyd
 from gpuseg._seeding import kmeans_plusplus
-from gpuseg.batches import ArraySource, Batch
+from gpuseg.batches import ArraySource, Batch, concatenate, take
 from gpuseg.errors import DataError
 from gpuseg.kernels.types import ClusterSums
 from gpuseg.labels import output_name
@@ -300,11 +300,11 @@ class DaskSource:
         wanted = [(p, lo, hi) for p, (lo, hi) in enumerate(itertools.pairwise(bounds)) if lo < hi]
         parts = self._partitions([p for p, _, _ in wanted])
         futures = [
-            self.client.submit(tasks.take, part, rows[lo:hi] - self._starts[p], pure=False)
+            self.client.submit(take, part, rows[lo:hi] - self._starts[p], pure=False)
             for part, (p, lo, hi) in zip(parts, wanted, strict=True)
         ]
         pieces = self.client.gather(futures)
-        return tasks.concatenate(pieces, self.n_features)
+        return concatenate(pieces, self.n_features)
 
     def pass_sums(
         self, centers: np.ndarray, backend: CPUBackend, progress: str | None = None
@@ -437,7 +437,7 @@ class DaskSource:
                 tasks.oversample, parts, states, range(len(parts)),
                 factor=oversampling * n_clusters / cost, seed=round_seed, pure=False,
             )  # fmt: skip
-            new = tasks.concatenate(client.gather(picked), self.n_features).X
+            new = concatenate(client.gather(picked), self.n_features).X
             if new.shape[0] == 0:
                 continue
             # Step 5: C <- C u C', and phi_X(C) updated with distances to C' only.

@@ -15,6 +15,7 @@ validation pass.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -28,7 +29,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from gpuseg.batches import DEFAULT_BLOCK_ROWS, Batch
+from gpuseg.batches import DEFAULT_BLOCK_ROWS, Batch, concatenate, take
 from gpuseg.errors import DataError
 from gpuseg.parquet_files import (
     ARROW_DATA_ERRORS,
@@ -322,20 +323,14 @@ class ParquetSource:
 
     def _take_kept(self, kept: list[Batch], rows: np.ndarray) -> Batch:
         """The given rows (ascending) from the blocks kept in memory."""
-        which = rows // self.block_rows
-        bounds = np.searchsorted(which, np.arange(len(kept) + 1))
-        parts = [
-            (kept[b], rows[bounds[b] : bounds[b + 1]] - b * self.block_rows)
-            for b in range(len(kept))
-            if bounds[b + 1] > bounds[b]
+        starts = np.arange(len(kept) + 1) * self.block_rows
+        bounds = np.searchsorted(rows, starts)
+        pieces = [
+            take(kept[b], rows[lo:hi] - starts[b])
+            for b, (lo, hi) in enumerate(itertools.pairwise(bounds))
+            if lo < hi
         ]
-        X = np.concatenate([block.X[local] for block, local in parts])
-        weights = ids = None
-        if self.weight_column is not None:
-            weights = np.concatenate([block.sample_weight[local] for block, local in parts])
-        if self.id_column is not None:
-            ids = np.concatenate([block.ids[local] for block, local in parts])
-        return Batch(X, weights, ids)
+        return concatenate(pieces, self.n_features)
 
     # -- reading ------------------------------------------------------------------------------
 
