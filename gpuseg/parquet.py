@@ -251,9 +251,8 @@ class ParquetSource:
             blocks = self._blocks()
         else:
             blocks = read_ahead(self._blocks, self.read_ahead, name="gpuseg-parquet-reader")
-        if self._keep_budget is None:
-            self._keep_budget = _keep_budget(self.persist)
-        if self._keep_budget <= 0:
+        budget = self._budget()
+        if budget <= 0:
             yield from blocks
             return
         kept: list[Batch] | None = []
@@ -261,7 +260,7 @@ class ParquetSource:
         for batch in blocks:
             if kept is not None:
                 held += batch_nbytes(batch)
-                if held <= self._keep_budget:
+                if held <= budget:
                     kept.append(batch)
                 else:
                     kept, self._keep_budget = None, 0  # too large: stream every pass
@@ -313,13 +312,17 @@ class ParquetSource:
             self._take_scanned(rows, block)
         return block.finish()
 
-    def _would_keep(self) -> bool:
-        """Whether a first pass is expected to keep the blocks (estimated from the row count)."""
+    def _budget(self) -> float:
+        """Bytes of blocks this source may keep, decided when it is first needed."""
         if self._keep_budget is None:
             self._keep_budget = _keep_budget(self.persist)
+        return self._keep_budget
+
+    def _would_keep(self) -> bool:
+        """Whether a first pass is expected to keep the blocks (estimated from the row count)."""
         row_bytes = 4 * self.n_features + self._id_bytes
         row_bytes += 4 if self.weight_column is not None else 0
-        return self.n_samples * row_bytes <= self._keep_budget
+        return self.n_samples * row_bytes <= self._budget()
 
     def _take_kept(self, kept: list[Batch], rows: np.ndarray) -> Batch:
         """The given rows (ascending) from the blocks kept in memory."""

@@ -206,9 +206,9 @@ class FeaturePlan:
 
         Tables are worked on by ``threads`` threads at once (default: the usable cores, at most
         4), in groups of a fixed number of consecutive tables, and merged in table order, so the
-        result does not depend on the thread count. Rows are
-        numbered from 0 for every new ``path`` (or across all tables when ``path`` is None), for
-        error messages; the first bad value in table order is the one raised.
+        result does not depend on the thread count. Rows are numbered from 0 for every new
+        ``path`` (or across all tables when ``path`` is None), for error messages; the first bad
+        value in table order is the one raised.
         """
 
         def numbered() -> Iterator[tuple[Any, int, str | None]]:
