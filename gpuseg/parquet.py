@@ -1,12 +1,16 @@
 """A batch source over Parquet files, local or behind any fsspec URL.
 
-Files are read one after another in sorted path order, and their record batches are cut and glued
-into float32 blocks of exactly ``block_rows`` rows, so the blocks (and so the centres) do not
-depend on how the files happen to be split into files or row groups. A reader thread decodes the
-next ``read_ahead`` blocks while the caller computes on the current one. Blocks that fit in
-memory are kept after the first complete pass and later passes read them from there (``persist``,
-as a Dask cluster keeps its partitions); otherwise memory stays bounded by about
-``block_rows * (read_ahead + 2)`` rows, whatever the size of the data.
+Files are read in sorted path order, and their rows are cut and glued into float32 blocks of
+exactly ``block_rows`` rows, so the blocks (and so the centres) do not depend on how the data
+happens to be split into files or row groups. A reader thread makes the next ``read_ahead``
+blocks while the caller computes on the current one. Without ``filters`` it has the row groups
+read and decoded on several threads (up to 4, see :func:`gpuseg.read_ahead.default_threads`),
+each written straight into the block rows it fills (the footers say where its rows go); with
+``filters``, or a row group of more than 4M rows, the files are scanned in order instead. Blocks
+that fit in memory are kept after the first complete pass and later passes read them from there
+(``persist``, as a Dask cluster keeps its partitions); otherwise memory stays bounded by about
+``block_rows * (read_ahead + 2)`` rows and ``2 * threads`` decoded row groups, whatever the size
+of the data.
 
 Bad data raises :class:`gpuseg.errors.DataError` naming the file, the column and, for NaN or
 infinite values, the first bad row, while the blocks are read: a streamed pass needs no separate
@@ -15,22 +19,23 @@ validation pass.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from gpuseg.batches import DEFAULT_BLOCK_ROWS, Batch, concatenate, take
 from gpuseg.errors import DataError
+from gpuseg.parquet_blocks import BlockBuilder, BlockFormat, fill_rows
 from gpuseg.parquet_files import (
     ARROW_DATA_ERRORS,
     as_expression,
@@ -39,13 +44,15 @@ from gpuseg.parquet_files import (
     describe_path,
     resolve_paths,
 )
-from gpuseg.read_ahead import read_ahead
+from gpuseg.read_ahead import default_threads, map_ahead, read_ahead
 
 if TYPE_CHECKING:
     from gpuseg.plan import FeaturePlan
 
 # Record batches are decoded at most this long; blocks are assembled from them.
 _SCAN_BATCH_ROWS = 1 << 16
+# Row groups longer than this are not decoded whole on reader threads (memory); the pass scans them.
+_MAX_PARALLEL_GROUP_ROWS = 1 << 22
 # First pause before a retry, doubled after each failure (object stores throttle).
 _RETRY_DELAY_S = 0.05
 
@@ -72,7 +79,7 @@ class ParquetSource:
     block_rows : int, default 1_048_576
         Rows per block; every block but the last has exactly this many.
     read_ahead : int, default 2
-        Blocks decoded ahead by the reader thread; 0 reads in the calling thread.
+        Blocks made ahead by the reader thread; 0 reads in the calling thread, file after file.
     storage_options : dict, optional
         Passed to fsspec for URLs (credentials, endpoint...).
     retries : int, default 2
@@ -179,6 +186,9 @@ class ParquetSource:
             self.files, schemas, columns, id_column, weight_column, categorical
         )
         self.n_features = len(self.columns) if plan is None else plan.n_features
+        self._block_format = BlockFormat(
+            self.files, self.columns, self.n_features, plan, weight_column, id_column
+        )
         if self._filter is not None:
             check_filter(self._filter, schemas[0], self.files[0])
         self._read_columns = list(
@@ -305,7 +315,7 @@ class ParquetSource:
                 pass
         if self._kept is not None:
             return self._take_kept(self._kept, rows)
-        block = _BlockBuilder(self, len(rows))
+        block = BlockBuilder(self._block_format, len(rows))
         if self._filter is None:
             self._take_row_groups(rows, block)
         else:
@@ -338,9 +348,85 @@ class ParquetSource:
     # -- reading ------------------------------------------------------------------------------
 
     def _blocks(self) -> Iterator[Batch]:
-        """Cut the record batches of all files into blocks of ``block_rows`` (no read-ahead)."""
+        """The blocks of one pass, in order (what the read-ahead thread runs)."""
+        if self._reads_row_groups_in_parallel():
+            return self._blocks_by_row_group(default_threads())
+        return self._blocks_scanned()
+
+    def _reads_row_groups_in_parallel(self) -> bool:
+        """Whether a pass decodes row groups on several threads: with read-ahead, without
+        ``filters`` (a row group's place among the rows then comes from the footers), and with
+        no row group so long that decoding it whole would hold too much memory."""
+        if self._filter is not None or self.read_ahead == 0 or default_threads() < 2:
+            return False
+        longest = max((int(rows.max()) for rows in self._group_rows if len(rows)), default=0)
+        return longest <= _MAX_PARALLEL_GROUP_ROWS
+
+    def _blocks_by_row_group(self, threads: int) -> Iterator[Batch]:
+        """The blocks of one pass, their row groups read and decoded on ``threads`` threads.
+
+        Row groups are taken in file and row order, and each is given the rows of the blocks it
+        fills before it is read, so that the threads write straight into the blocks; a block is
+        handed over once every row group it holds has been read. At most ``2 * threads`` row
+        groups are decoded ahead of the block being handed over.
+        """
+        total = self._metadata_rows
+        capacity = min(self.block_rows, total)
+        # (global end row, block) of the blocks given rows and not yet handed over, in order.
+        open_blocks: collections.deque[tuple[int, BlockBuilder]] = collections.deque()
+
+        def claim_rows(n_rows: int) -> list[_Target]:
+            targets, done = [], 0
+            while done < n_rows:
+                if not open_blocks or open_blocks[-1][1].is_full:
+                    start = open_blocks[-1][0] if open_blocks else 0
+                    size = min(capacity, total - start)
+                    open_blocks.append((start + size, BlockBuilder(self._block_format, size)))
+                block = open_blocks[-1][1]
+                take = min(n_rows - done, block.capacity - block.size)
+                targets.append((block, done, *block.claim(take)))
+                done += take
+            return targets
+
+        def claims() -> Iterator[_GroupClaim]:
+            for index, group_rows in enumerate(self._group_rows):
+                file_rows = np.concatenate([[0], np.cumsum(group_rows)]).tolist()
+                for group, n_rows in enumerate(group_rows.tolist()):
+                    yield _GroupClaim(index, group, file_rows[group], n_rows, claim_rows(n_rows))
+
+        read_rows = 0
+        for claim, ids in map_ahead(self._read_group, claims(), threads):
+            for (block, *_), block_ids in zip(claim.targets, ids, strict=True):
+                if block_ids is not None:
+                    block.ids.append(block_ids)
+            read_rows += claim.n_rows
+            while open_blocks and open_blocks[0][0] <= read_rows:
+                yield open_blocks.popleft()[1].finish()
+
+    def _read_group(self, claim: _GroupClaim) -> tuple[_GroupClaim, list[np.ndarray | None]]:
+        """Read one row group into the block rows it was given; return the ids of each part."""
+        index = claim.index
+        table = self._call(
+            index, _read_row_groups, self._filesystem, self._paths[index], [claim.group],
+            self._read_columns, False,
+        )  # fmt: skip
+        if table.num_rows != claim.n_rows:
+            raise DataError(
+                f"row group {claim.group} has {table.num_rows} rows where its footer said "
+                f"{claim.n_rows}; was the file changed while it was read?",
+                self.files[index],
+            )
+        ids = []
+        for _, offset, X, weights in claim.targets:
+            part = table.slice(offset, len(X))
+            rows = claim.file_row + offset
+            ids.append(fill_rows(self._block_format, X, weights, part, index, rows))
+        return claim, ids
+
+    def _blocks_scanned(self) -> Iterator[Batch]:
+        """Cut the record batches of all files, scanned in order, into blocks of ``block_rows``."""
         capacity = min(self.block_rows, self._metadata_rows)
-        block = _BlockBuilder(self, capacity)
+        block = BlockBuilder(self._block_format, capacity)
         n_read = 0
         for index in range(len(self._paths)):
             file_row = 0
@@ -350,9 +436,9 @@ class ParquetSource:
                     take = min(capacity - block.size, n - start)
                     block.add(record_batch.slice(start, take), index, file_row + start)
                     start += take
-                    if block.size == capacity:
+                    if block.is_full:
                         yield block.finish()
-                        block = _BlockBuilder(self, capacity)
+                        block = BlockBuilder(self._block_format, capacity)
                 file_row += n
                 n_read += n
         if block.size:
@@ -386,7 +472,7 @@ class ParquetSource:
             except ARROW_DATA_ERRORS as exc:
                 raise DataError(f"could not be read: {exc}", self.files[index]) from exc
 
-    def _take_row_groups(self, rows: np.ndarray, block: _BlockBuilder) -> None:
+    def _take_row_groups(self, rows: np.ndarray, block: BlockBuilder) -> None:
         """Add the given global rows to ``block``, reading only the row groups that hold them."""
         file_starts = np.concatenate([[0], np.cumsum(self._file_rows)])
         for index in range(len(self._paths)):
@@ -410,7 +496,7 @@ class ParquetSource:
             )
             block.add(table.take(pa.array(offsets)), index, in_file)
 
-    def _take_scanned(self, rows: np.ndarray, block: _BlockBuilder) -> None:
+    def _take_scanned(self, rows: np.ndarray, block: BlockBuilder) -> None:
         """Add the given rows (numbered among the rows passing ``filters``) to ``block``."""
         seen = 0
         for index in range(len(self._paths)):
@@ -454,68 +540,18 @@ class ParquetSource:
         return DataError(f"no row passes filters {self._filter}; expected at least one row", where)
 
 
-class _BlockBuilder:
-    """Fills one preallocated float32 block from Arrow record batches or tables, validating them."""
-
-    def __init__(self, source: ParquetSource, capacity: int) -> None:
-        self.source = source
-        self.X = np.empty((capacity, source.n_features), dtype=np.float32)
-        self.weights = None
-        if source.weight_column is not None:
-            self.weights = np.empty(capacity, dtype=np.float32)
-        self.ids: list[np.ndarray] = []
-        self.size = 0
-
-    def add(self, data: pa.RecordBatch | pa.Table, index: int, rows: int | np.ndarray) -> None:
-        """Append ``data`` (rows of file ``index``; ``rows``: its first row number, or all)."""
-        source, n, at = self.source, data.num_rows, self.size
-        _fill_features(self.X[at : at + n], data, source, index, rows)
-        if self.weights is not None:
-            name = source.weight_column
-            weights = self.weights[at : at + n]
-            weights[:] = _to_float32(data.column(name))
-            bad = ~(np.isfinite(weights) & (weights >= 0))
-            if bad.any():
-                r = int(np.flatnonzero(bad)[0])
-                raise _bad_value(data, name, weights[r], r, index, rows, source.files, ">= 0 ")
-        if source.id_column is not None:
-            self.ids.append(data.column(source.id_column).to_numpy(zero_copy_only=False))
-        self.size += n
-
-    def finish(self) -> Batch:
-        """The block so far, trimmed to its rows (a copy when it is shorter than its buffer)."""
-        X, weights = self.X, self.weights
-        if self.size < len(X):
-            X = X[: self.size].copy()
-            weights = None if weights is None else weights[: self.size].copy()
-        ids = None
-        if self.source.id_column is not None:
-            ids = self.ids[0] if len(self.ids) == 1 else np.concatenate(self.ids)
-        return Batch(X, weights, ids)
+# Block rows a row group fills: (block, offset in the group, X rows, weight rows).
+_Target = tuple[BlockBuilder, int, np.ndarray, np.ndarray | None]
 
 
-def _fill_features(
-    out: np.ndarray,
-    data: pa.RecordBatch | pa.Table,
-    source: ParquetSource,
-    index: int,
-    rows: int | np.ndarray,
-) -> None:
-    """Write the float32 features of ``data`` (rows of file ``index``) into ``out``.
+class _GroupClaim(NamedTuple):
+    """One row group of file ``index`` and the block rows it fills, one target per block."""
 
-    Without a plan the feature columns are cast to float32 as they are; with one, ``out`` is
-    ``plan.transform(data)``. Either way a bad value raises a DataError naming file and row.
-    """
-    if source.plan is not None:
-        out[:] = source.plan.transform(data, rows=rows, path=source.files[index])
-        return
-    for j, name in enumerate(source.columns):
-        out[:, j] = _to_float32(data.column(name))
-    if not np.isfinite(out).all():
-        bad = ~np.isfinite(out)
-        r = int(np.flatnonzero(bad.any(axis=1))[0])
-        j = int(np.flatnonzero(bad[r])[0])
-        raise _bad_value(data, source.columns[j], out[r, j], r, index, rows, source.files)
+    index: int
+    group: int
+    file_row: int
+    n_rows: int
+    targets: list[_Target]
 
 
 def _plan_columns(plan: FeaturePlan, columns: Sequence[str] | None) -> list[str]:
@@ -527,31 +563,6 @@ def _plan_columns(plan: FeaturePlan, columns: Sequence[str] | None) -> list[str]
     if not plan.is_fitted:
         raise ValueError("plan is not fitted; call plan.fit(data) before passing it.")
     return plan.input_columns
-
-
-def _bad_value(
-    data: pa.RecordBatch | pa.Table,
-    column: str,
-    value: float,
-    r: int,
-    index: int,
-    rows: int | np.ndarray,
-    files: list[str],
-    bound: str = "",
-) -> DataError:
-    """The error for the first null, NaN, infinite (or negative weight) value of a column."""
-    row = int(rows[r]) if isinstance(rows, np.ndarray) else rows + r
-    what = "null" if not data.column(column)[r].is_valid else repr(float(value))
-    return DataError(
-        f"{what} at row {row}; expected finite {bound}numbers (drop or impute such rows first)",
-        files[index],
-        column,
-    )
-
-
-def _to_float32(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A numeric Arrow column as float32, nulls as NaN (ints beyond 2**24 round, as in NumPy)."""
-    return pc.cast(values, pa.float32(), safe=False).to_numpy(zero_copy_only=False)
 
 
 # -- reads: module functions, so that tests can make them fail -------------------------------------
@@ -577,11 +588,16 @@ def _scan_file(
 
 
 def _read_row_groups(
-    filesystem: pafs.FileSystem, path: str, groups: list[int], columns: list[str]
+    filesystem: pafs.FileSystem,
+    path: str,
+    groups: list[int],
+    columns: list[str],
+    use_threads: bool = True,
 ) -> pa.Table:
-    """The given row groups of one Parquet file, laid end to end."""
+    """The given row groups of one Parquet file, laid end to end (decoded on Arrow's threads
+    unless ``use_threads`` is False)."""
     with filesystem.open_input_file(path) as f:
-        return pq.ParquetFile(f).read_row_groups(groups, columns=columns)
+        return pq.ParquetFile(f).read_row_groups(groups, columns=columns, use_threads=use_threads)
 
 
 def _read_metadata(filesystem: pafs.FileSystem, path: str) -> pq.FileMetaData | None:

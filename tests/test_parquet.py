@@ -207,12 +207,12 @@ def test_sample_is_uniform(tmp_path, rng):
     assert abs(counts[:100].sum() - counts[100:].sum()) < 600  # 4000 +- 30 per half
 
 
-def test_closing_the_generator_early_stops_the_reader_thread(dataset):
+def test_closing_the_generator_early_stops_the_reader_threads(dataset):
     source = ParquetSource(dataset[0], FEATURES, block_rows=10, read_ahead=3)
     before = threading.active_count()
     blocks = source.batches()
     next(blocks)
-    assert threading.active_count() == before + 1
+    assert "gpuseg-parquet-reader" in {thread.name for thread in threading.enumerate()}
     blocks.close()
     assert threading.active_count() == before
     for _ in source.batches():
@@ -281,7 +281,7 @@ def test_reader_thread_errors_reach_the_consumer(tmp_path, rng):
     assert threading.active_count() == before
 
 
-def test_failed_reads_are_retried_and_resume_where_they_stopped(dataset, monkeypatch):
+def test_failed_scans_are_retried_and_resume_where_they_stopped(dataset, monkeypatch):
     folder, table = dataset
     real_scan = parquet._scan_file
     calls = {"n": 0}
@@ -296,22 +296,88 @@ def test_failed_reads_are_retried_and_resume_where_they_stopped(dataset, monkeyp
     monkeypatch.setattr(parquet, "_scan_file", flaky_scan)
     monkeypatch.setattr(parquet, "_RETRY_DELAY_S", 0.0)
     monkeypatch.setattr(parquet, "_SCAN_BATCH_ROWS", 40)
-    source = ParquetSource(folder, FEATURES, "customer_id", block_rows=128, retries=2)
+    # No read-ahead: the files are scanned in order in the calling thread.
+    source = ParquetSource(folder, FEATURES, "customer_id", block_rows=128, retries=2, read_ahead=0)
     _, X, _, ids = read_all(source)
     assert calls["n"] == 3 + 2  # part-000 three times, then one each for the others
     np.testing.assert_array_equal(X, features_of(table))
     np.testing.assert_array_equal(ids, table.column("customer_id").to_numpy())
 
 
-def test_without_retries_a_failed_read_is_a_data_error_naming_the_file(dataset, monkeypatch):
+def test_failed_row_group_reads_of_a_pass_are_retried(dataset, monkeypatch):
+    folder, table = dataset
+    real_read = parquet._read_row_groups
+    failures = []
+
+    def flaky_read(*args):
+        if args[2] == [1] and len(failures) < 2:  # the second row group of every file, twice
+            failures.append(args[1])
+            raise OSError("timeout")
+        return real_read(*args)
+
+    monkeypatch.setattr(parquet, "_read_row_groups", flaky_read)
+    monkeypatch.setattr(parquet, "_RETRY_DELAY_S", 0.0)
+    monkeypatch.setattr(parquet, "default_threads", lambda: 3)
+    source = ParquetSource(folder, FEATURES, "customer_id", block_rows=128, persist=False)
+    _, X, _, ids = read_all(source)
+    assert len(failures) == 2
+    np.testing.assert_array_equal(X, features_of(table))
+    np.testing.assert_array_equal(ids, table.column("customer_id").to_numpy())
+
+
+@pytest.mark.parametrize("read_ahead", [0, 2])
+def test_without_retries_a_failed_read_is_a_data_error_naming_the_file(
+    dataset, monkeypatch, read_ahead
+):
     def failing_scan(*args, **kwargs):
         raise OSError("connection reset")
         yield
 
+    def failing_read(*args):
+        raise OSError("connection reset")
+
     monkeypatch.setattr(parquet, "_scan_file", failing_scan)
-    source = ParquetSource(dataset[0], FEATURES, retries=0)
+    monkeypatch.setattr(parquet, "_read_row_groups", failing_read)
+    source = ParquetSource(dataset[0], FEATURES, retries=0, read_ahead=read_ahead)
     with pytest.raises(DataError, match=r"part-000\.parquet: could not be read after 1 attempt"):
         list(source.batches())
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("block_rows", [1, 40, 97, 300, 10_000])
+def test_row_groups_read_on_threads_give_the_blocks_of_an_ordered_scan(
+    tmp_path, rng, monkeypatch, threads, block_rows
+):
+    files = [pa.concat_tables(write_files(tmp_path / "a", [230, 31], rng, row_group_size=50))]
+    files.append(pa.concat_tables(write_files(tmp_path / "b", [13, 400], rng, row_group_size=7)))
+    monkeypatch.setattr(parquet, "default_threads", lambda: threads)
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        options = {"block_rows": block_rows, "persist": False}
+        read = (None, "customer_id", "weight")
+        threaded = ParquetSource(folder, *read, read_ahead=2, **options)
+        assert threaded._reads_row_groups_in_parallel()
+        scanned = ParquetSource(folder, *read, read_ahead=0, **options)
+        for got, want in zip(threaded.batches(), scanned.batches(), strict=True):
+            np.testing.assert_array_equal(got.X, want.X)
+            np.testing.assert_array_equal(got.sample_weight, want.sample_weight)
+            np.testing.assert_array_equal(got.ids, want.ids)
+            assert got.X.flags.c_contiguous and len(got.X) == len(want.X)
+
+
+def test_long_row_groups_and_filters_are_scanned(dataset, monkeypatch):
+    def fail(*args):
+        raise AssertionError("row groups read whole")
+
+    monkeypatch.setattr(parquet, "default_threads", lambda: 2)
+    monkeypatch.setattr(parquet, "_read_row_groups", fail)
+    monkeypatch.setattr(parquet, "_MAX_PARALLEL_GROUP_ROWS", 96)  # the files' groups hold 97
+    folder, table = dataset
+    _, X, _, _ = read_all(ParquetSource(folder, FEATURES, persist=False))
+    np.testing.assert_array_equal(X, features_of(table))
+    monkeypatch.setattr(parquet, "_MAX_PARALLEL_GROUP_ROWS", 1 << 22)
+    filtered = ParquetSource(folder, FEATURES, filters=[("visits", ">", 10)], persist=False)
+    _, X, _, _ = read_all(filtered)
+    np.testing.assert_array_equal(X, features_of(table.filter(pc.field("visits") > 10)))
 
 
 def test_failed_row_group_reads_are_retried_for_samples(dataset, monkeypatch):
