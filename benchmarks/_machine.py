@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import resource
 import subprocess
 import time
 from datetime import datetime, timezone
@@ -159,3 +160,17 @@ def _threadpools() -> list[dict]:
         "filepath",
     )
     return [{key: pool[key] for key in keys if key in pool} for pool in threadpool_info()]
+
+
+def own_peak_rss_gib() -> float:
+    """This process's peak RSS since it started, in GiB.
+
+    ``ru_maxrss`` of a child also counts its parent's peak before the fork, so Linux's ``VmHWM``
+    (the high-water mark of this program's memory, reset by exec) is read where there is one.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

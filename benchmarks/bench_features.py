@@ -295,22 +295,10 @@ def run_step(args: argparse.Namespace) -> dict:
         result = step_predict(args.data)
     else:
         result = step_check(args.data, args.seed)
-    result["peak_rss_gib"] = _own_peak_rss_gib()
+    from _machine import own_peak_rss_gib
+
+    result["peak_rss_gib"] = own_peak_rss_gib()
     return result
-
-
-def _own_peak_rss_gib() -> float:
-    """This process's peak RSS since it started.
-
-    ``ru_maxrss`` of a child also counts its parent's peak before the fork, so Linux's ``VmHWM``
-    (the high-water mark of this program's memory, reset by exec) is read where there is one.
-    """
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**20  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 # -- the parent: one process per step, with an RSS sampler -----------------------------------------

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 import traceback
@@ -574,10 +573,6 @@ def piece_prospects(run: Run) -> dict:
 # -- main ------------------------------------------------------------------------------------------
 
 
-def _peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
 def _total_seconds(result: dict) -> float | None:
     seconds = result.get("seconds")
     if isinstance(seconds, dict):
@@ -605,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "segments.json")
     args = parser.parse_args(argv)
-    from _machine import machine_info
+    from _machine import machine_info, own_peak_rss_gib
 
     generated = generate(args.data, args.customers, args.rows_per_file, args.seed)
     print("generate", json.dumps(generated), file=sys.stderr)
@@ -631,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             traceback.print_exc()
             result = {"error": f"{type(exc).__name__}: {exc}"}
-        result["peak_rss_gib_so_far"] = _peak_rss_gib()
+        result["peak_rss_gib_so_far"] = own_peak_rss_gib()
         results["pieces"][piece] = result
         print(piece, json.dumps(result), file=sys.stderr)
         results["seconds"] = {

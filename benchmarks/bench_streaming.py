@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -64,6 +63,7 @@ def generate(data: Path, rows: int, n_features: int, rows_per_file: int, seed: i
 def run_single(data: Path, n_clusters: int, seed: int, persist: bool | str) -> dict:
     """Fit in this process from a ``ParquetSource(data, persist=persist)``."""
     import numpy as np
+    from _machine import own_peak_rss_gib
 
     from gpuseg import KMeans
     from gpuseg.parquet import ParquetSource
@@ -80,7 +80,7 @@ def run_single(data: Path, n_clusters: int, seed: int, persist: bool | str) -> d
         "passes": km.n_iter_,
         "inertia": km.inertia_,
         "rows_per_s": source.n_samples * km.n_iter_ / seconds,
-        "peak_rss_gib": {"main": _peak_rss_gib()},
+        "peak_rss_gib": {"main": own_peak_rss_gib()},
         "persist": persist,
         "persisted": source.persisted,
     }
@@ -96,6 +96,9 @@ def run_single(data: Path, n_clusters: int, seed: int, persist: bool | str) -> d
 
 def run_cluster(data: Path, n_clusters: int, seed: int, workers: int) -> dict:
     """The same fit on a LocalCluster of single-threaded worker processes."""
+    import _machine
+    import cloudpickle
+    from _machine import own_peak_rss_gib
     from distributed import Client, LocalCluster
 
     from gpuseg import KMeans
@@ -111,19 +114,16 @@ def run_cluster(data: Path, n_clusters: int, seed: int, workers: int) -> dict:
         source = DaskSource.from_parquet(data, id_column="customer_id", client=client)
         km = KMeans(n_clusters, random_state=seed).fit(source)
         seconds = time.perf_counter() - started
-        worker_rss = client.run(_peak_rss_gib)
+        cloudpickle.register_pickle_by_value(_machine)  # the workers cannot import it
+        worker_rss = client.run(own_peak_rss_gib)
         return {
             "seconds": seconds,
             "passes": km.n_iter_,
             "inertia": km.inertia_,
             "rows_per_s": source.n_samples * km.n_iter_ / seconds,
-            "peak_rss_gib": {"main": _peak_rss_gib(), **worker_rss},
+            "peak_rss_gib": {"main": own_peak_rss_gib(), **worker_rss},
             "note": "time includes loading the partitions into worker memory",
         }
-
-
-def _peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def main(argv: list[str] | None = None) -> int:
