@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from gpuseg.batches import Batch
 from gpuseg.errors import DataError
+from gpuseg.kernels.interleave import interleave_columns
 
 if TYPE_CHECKING:
     from gpuseg.plan import FeaturePlan
@@ -136,8 +137,7 @@ def _fill_features(
     if block_format.plan is not None:
         out[:] = block_format.plan.transform(data, rows=rows, path=block_format.files[index])
         return
-    for j, name in enumerate(block_format.columns):
-        out[:, j] = to_float32(data.column(name))
+    interleave_columns(out, [to_float32(data.column(name)) for name in block_format.columns])
     if not np.isfinite(out).all():
         bad = ~np.isfinite(out)
         r = int(np.flatnonzero(bad.any(axis=1))[0])

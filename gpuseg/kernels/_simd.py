@@ -17,14 +17,19 @@ instead (``<16 x float>``: one AVX-512 register; LLVM splits it on narrower mach
     The tile's rows added to their nearest centre's float64 sums, weights and per-lane inertia.
 ``add_scaled_row(sums_row, row, weight, n_features)``
     One row added to float64 sums, for a chunk's last rows (fewer than a tile).
+``interleave_tile(out, addresses, row, n_columns)``
+    16 rows of a block written from its columns (see :mod:`gpuseg.kernels.interleave`).
 
 All are CPU-only; ``n_features``, ``n_block`` and ``weighted`` must be compile-time constants (the
 kernel is compiled once per ``n_features``) and every 2-D array C-contiguous. numba's disk cache
-checks only the calling kernel's own source file, so the kernel in :mod:`gpuseg.kernels.fused`
-closes over a digest of this module: an edit here recompiles it.
+checks only the calling kernel's own source file, so the kernels that inline these close over
+:func:`source_digest` of this module: an edit here recompiles them.
 """
 
 from __future__ import annotations
+
+import hashlib
+from pathlib import Path
 
 from llvmlite import ir
 from numba import types
@@ -46,6 +51,19 @@ _FLAGS = ("contract",)
 
 # Feature loops are unrolled up to this many features; wider rows loop over blocks of 16.
 _MAX_UNROLLED_FEATURES = 64
+
+
+def source_digest(*names: str) -> str:
+    """A digest of the given modules of this package (file names such as ``"_simd.py"``).
+
+    numba's disk cache checks only a kernel's own file for changes, but it keys compiled code on
+    the values the function closes over: a kernel closing over the digest of the modules whose
+    intrinsics it inlines misses the cache after an edit to them instead of loading stale code.
+    """
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()
 
 
 def _c_arrays(*arrays) -> bool:
@@ -464,6 +482,45 @@ def accumulate_tile(
             nearest = builder.fmul(nearest, builder.fpext(_load(builder, w, row0, _VEC), vd))
         total = builder.fadd(_load(builder, inertia, _I64(0), vd), nearest)
         _store(builder, total, inertia, _I64(0))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def interleave_tile(typingctx, out, addresses, row, n_columns):
+    """Rows ``row:row + 16`` of ``out`` from its columns: ``out[row + r, c] = column_c[row + r]``.
+
+    ``out`` is ``(n_rows, n_columns)`` float32 (written), ``addresses`` ``(n_columns,)`` int64
+    (read): the address of each float32 column, which must hold the 16 rows. Columns are taken
+    16 at a time, loaded 16 rows each, transposed in registers, and every row's part is stored as
+    one vector: each value is read once and written once, where a column-by-column copy writes
+    every row's cache line once per column. ``n_columns`` must be a compile-time constant.
+    """
+    if not isinstance(n_columns, types.IntegerLiteral) or not _c_arrays(out):
+        return None
+    if not (isinstance(addresses, types.Array) and addresses.dtype == types.int64):
+        return None
+    sig = types.void(out, addresses, row, n_columns)
+
+    def codegen(context, builder, signature, args):
+        out_data, address_data = (_array(context, builder, signature, args, i).data for i in (0, 1))
+        first = context.cast(builder, args[2], signature.args[2], types.intp)
+        n = n_columns.literal_value
+        zeros = ir.Constant(_VEC, [0.0] * LANES)
+        for block in range(0, n, LANES):
+            width = min(LANES, n - block)
+            columns = []
+            for c in range(block, block + width):
+                address = builder.load(builder.gep(address_data, [_I64(c)], source_etype=_I64))
+                columns.append(_load(builder, builder.inttoptr(address, _F32.as_pointer()), first))
+            rows = _transpose16(builder, columns + [zeros] * (LANES - width))
+            keep = ir.Constant(ir.VectorType(_I32, width), list(range(width)))
+            for r, values in enumerate(rows):
+                if width < LANES:
+                    values = builder.shuffle_vector(values, values, keep)
+                at = builder.add(builder.mul(builder.add(first, _I64(r)), _I64(n)), _I64(block))
+                _store(builder, values, out_data, at)
         return context.get_dummy_value()
 
     return sig, codegen

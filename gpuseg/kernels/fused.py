@@ -31,9 +31,6 @@ with non-temporal stores, which skip reading their cache lines in first.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import numba
 import numpy as np
 
@@ -49,6 +46,7 @@ from gpuseg.kernels._simd import (
     accumulate_tile,
     add_scaled_row,
     nearest_in_tile,
+    source_digest,
     store_fence,
     store_tile_lanes,
 )
@@ -61,20 +59,7 @@ _KERNELS: dict[int, numba.core.registry.CPUDispatcher] = {}
 CENTER_BLOCK = 8
 
 
-def _inlined_source_digest() -> str:
-    """A digest of the modules whose intrinsics the kernel inlines.
-
-    numba's disk cache checks only the kernel's own file for changes, but it keys compiled code on
-    the values the function closes over: closing over this digest makes an edit to those modules
-    miss the cache instead of loading stale machine code.
-    """
-    digest = hashlib.sha256()
-    for name in ("_layout.py", "_simd.py"):
-        digest.update((Path(__file__).parent / name).read_bytes())
-    return digest.hexdigest()
-
-
-_INLINED_SOURCE_DIGEST = _inlined_source_digest()
+_INLINED_SOURCE_DIGEST = source_digest("_layout.py", "_simd.py")
 
 
 def _make_assign_accumulate_cpu(n_features: int):
