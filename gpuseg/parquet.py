@@ -473,28 +473,40 @@ class ParquetSource:
                 raise DataError(f"could not be read: {exc}", self.files[index]) from exc
 
     def _take_row_groups(self, rows: np.ndarray, block: BlockBuilder) -> None:
-        """Add the given global rows to ``block``, reading only the row groups that hold them."""
+        """Add the given global rows to ``block``, reading only the row groups that hold them.
+
+        With read-ahead, the row groups are read on several threads, each writing its rows
+        straight into their place in ``block`` (claimed in row order beforehand).
+        """
+        threads = default_threads() if self.read_ahead else 1
         file_starts = np.concatenate([[0], np.cumsum(self._file_rows)])
-        for index in range(len(self._paths)):
-            lo, hi = np.searchsorted(rows, file_starts[index : index + 2])
-            if lo == hi:
-                continue
-            in_file = rows[lo:hi] - file_starts[index]
-            group_starts = np.concatenate([[0], np.cumsum(self._group_rows[index])])
-            groups = np.searchsorted(group_starts, in_file, side="right") - 1
-            wanted = np.unique(groups)
-            # Offsets of the rows inside the table of the wanted groups laid end to end.
-            read_starts = np.concatenate([[0], np.cumsum(self._group_rows[index][wanted])])
-            offsets = in_file - group_starts[groups] + read_starts[np.searchsorted(wanted, groups)]
+
+        def claims() -> Iterator[tuple]:
+            for index in range(len(self._paths)):
+                lo, hi = np.searchsorted(rows, file_starts[index : index + 2])
+                if lo == hi:
+                    continue
+                in_file = rows[lo:hi] - file_starts[index]
+                group_starts = np.concatenate([[0], np.cumsum(self._group_rows[index])])
+                groups = np.searchsorted(group_starts, in_file, side="right") - 1
+                bounds = np.flatnonzero(np.diff(groups)) + 1  # where the next row group starts
+                for at in np.split(np.arange(len(in_file)), bounds):
+                    file_rows, group = in_file[at], int(groups[at[0]])
+                    offsets = file_rows - group_starts[group]
+                    yield index, group, offsets, file_rows, *block.claim(len(file_rows))
+
+        def read(claim: tuple) -> np.ndarray | None:
+            index, group, offsets, file_rows, X, weights = claim
             table = self._call(
-                index,
-                _read_row_groups,
-                self._filesystem,
-                self._paths[index],
-                wanted.tolist(),
-                self._read_columns,
-            )
-            block.add(table.take(pa.array(offsets)), index, in_file)
+                index, _read_row_groups, self._filesystem, self._paths[index], [group],
+                self._read_columns, threads == 1,
+            )  # fmt: skip
+            part = table.take(pa.array(offsets))
+            return fill_rows(self._block_format, X, weights, part, index, file_rows)
+
+        for ids in map_ahead(read, claims(), threads):
+            if ids is not None:
+                block.ids.append(ids)
 
     def _take_scanned(self, rows: np.ndarray, block: BlockBuilder) -> None:
         """Add the given rows (numbered among the rows passing ``filters``) to ``block``."""

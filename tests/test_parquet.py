@@ -167,8 +167,12 @@ def test_filters_keep_matching_rows_in_order(dataset, filters):
     np.testing.assert_array_equal(sample.X, X[rows])
 
 
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("persist", [False, True])
-def test_sample_is_deterministic_sorted_and_reads_the_right_rows(dataset, rng, persist):
+def test_sample_is_deterministic_sorted_and_reads_the_right_rows(
+    dataset, rng, monkeypatch, persist, threads
+):
+    monkeypatch.setattr(parquet, "default_threads", lambda: threads)
     folder, table = dataset
     source = ParquetSource(folder, FEATURES, "customer_id", "weight", block_rows=128,
                            persist=persist)  # fmt: skip
