@@ -200,6 +200,9 @@ class ParquetSource:
             id_type = schemas[0].field(id_column).type
             fixed = pa.types.is_integer(id_type) or pa.types.is_floating(id_type)
             self._id_bytes = id_type.bit_width // 8 if fixed else 64
+        # Kept for the reads of single row groups: parsing a wide file's footer again for every
+        # row group would cost more than reading it.
+        self._footers = footers
         self._file_rows = np.array([footer.num_rows for footer in footers], dtype=np.int64)
         self._group_rows = [
             np.array([footer.row_group(g).num_rows for g in range(footer.num_row_groups)])
@@ -408,7 +411,7 @@ class ParquetSource:
         index = claim.index
         table = self._call(
             index, _read_row_groups, self._filesystem, self._paths[index], [claim.group],
-            self._read_columns, False,
+            self._read_columns, False, self._footers[index],
         )  # fmt: skip
         if table.num_rows != claim.n_rows:
             raise DataError(
@@ -499,7 +502,7 @@ class ParquetSource:
             index, group, offsets, file_rows, X, weights = claim
             table = self._call(
                 index, _read_row_groups, self._filesystem, self._paths[index], [group],
-                self._read_columns, threads == 1,
+                self._read_columns, threads == 1, self._footers[index],
             )  # fmt: skip
             part = table.take(pa.array(offsets))
             return fill_rows(self._block_format, X, weights, part, index, file_rows)
@@ -605,11 +608,13 @@ def _read_row_groups(
     groups: list[int],
     columns: list[str],
     use_threads: bool = True,
+    footer: pq.FileMetaData | None = None,
 ) -> pa.Table:
     """The given row groups of one Parquet file, laid end to end (decoded on Arrow's threads
-    unless ``use_threads`` is False)."""
+    unless ``use_threads`` is False; ``footer``, the file's metadata when already read)."""
     with filesystem.open_input_file(path) as f:
-        return pq.ParquetFile(f).read_row_groups(groups, columns=columns, use_threads=use_threads)
+        parquet_file = pq.ParquetFile(f, metadata=footer)
+        return parquet_file.read_row_groups(groups, columns=columns, use_threads=use_threads)
 
 
 def _read_metadata(filesystem: pafs.FileSystem, path: str) -> pq.FileMetaData | None:

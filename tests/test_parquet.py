@@ -600,3 +600,25 @@ def test_data_error_message_attributes_and_pickling():
     copy = pickle.loads(pickle.dumps(error))
     assert (str(copy), copy.path, copy.column) == (str(error), "a.parquet", "x")
     assert str(DataError("no path given")) == "no path given"
+
+
+def test_row_group_reads_reuse_the_footers_read_once(dataset, monkeypatch):
+    # A wide file's footer can take longer to parse than a row group takes to read.
+    real_parquet_file = pq.ParquetFile
+    opened = []
+
+    def parquet_file(source, metadata=None, **kwargs):
+        opened.append(metadata)
+        return real_parquet_file(source, metadata=metadata, **kwargs)
+
+    folder, table = dataset
+    source = ParquetSource(folder, FEATURES, persist=False)
+    monkeypatch.setattr(parquet.pq, "ParquetFile", parquet_file)
+    monkeypatch.setattr(parquet, "default_threads", lambda: 2)
+    _, X, _, _ = read_all(source)
+    assert len(opened) == 4 + 1 + 6  # 311, 57 and 502 rows in row groups of 97
+    sample = source.sample(500, np.random.default_rng())
+    assert len(opened) == 2 * 11  # 500 of 870 rows: every row group holds some
+    assert all(footer is not None for footer in opened)
+    np.testing.assert_array_equal(X, features_of(table))
+    assert len(sample.X) == 500
