@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from gpuseg._backend import get_backend
-from gpuseg.estimator import KMeans
 from gpuseg.labels import (
     DEFAULT_AMBIGUITY,
     LabelsReport,
@@ -19,6 +19,9 @@ from gpuseg.labels import (
 )
 from gpuseg.model import SegmentationModel
 from gpuseg.parquet import ParquetSource
+
+if TYPE_CHECKING:
+    from gpuseg.estimator import KMeans
 
 
 def file_sources(source: ParquetSource) -> list[ParquetSource]:
@@ -80,7 +83,7 @@ def assign(
     >>> source = ParquetSource("customers/", id_column="customer_id")  # doctest: +SKIP
     >>> assign(km, source, "labels/")  # doctest: +SKIP
     """
-    fitted = model.cluster_centers_ if isinstance(model, KMeans) else model.centers
+    fitted = model.centers if isinstance(model, SegmentationModel) else model.cluster_centers_
     centers = np.ascontiguousarray(fitted, dtype=np.float32)
     if centers.shape[1] != source.n_features:
         raise ValueError(

@@ -1,6 +1,8 @@
 """The package's own layout rules (STYLE.md): which modules may import Dask and the kernels."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gpuseg"
@@ -55,3 +57,15 @@ def test_only_the_backend_imports_the_kernels():
         )
 
     assert importers(kernels) == {"gpuseg/_backend.py"}
+
+
+def test_the_package_and_the_one_pass_commands_start_without_sklearn_or_dask():
+    # A fresh interpreter: what `import gpuseg` and the commands that only read a model pull in.
+    code = (
+        "import sys, gpuseg, gpuseg.cli, gpuseg.pipeline, gpuseg.profiles, gpuseg.report\n"
+        "print(sorted(m for m in ('sklearn', 'dask', 'distributed') if m in sys.modules))\n"
+        "from gpuseg import KMeans\n"
+        "print(KMeans.__module__, 'sklearn' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == ["[]", "gpuseg.estimator True"]
