@@ -164,9 +164,8 @@ class FeaturePlan:
             column = table.column(spec.name)
             if spec.kind == "numeric":
                 values = numeric_values(column, spec, rows, path)
-                if spec.log1p:
-                    values = signed_log1p(values)
-                columns[spec.name] = NumericStatistics.of(values, spec.needs_sketch)
+                transform = signed_log1p if spec.log1p else None
+                columns[spec.name] = NumericStatistics.of(values, spec.needs_sketch, transform)
             else:
                 columns[spec.name] = category_counts(column, spec, path)
         types = {name: str(table.schema.field(name).type) for name in self.input_columns}

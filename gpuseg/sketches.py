@@ -19,7 +19,7 @@ Columns that are neither clipped nor robust-scaled keep only count, mean and M2.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,8 +48,31 @@ class NumericStatistics:
     maxs: np.ndarray
 
     @classmethod
-    def of(cls, values: np.ndarray, sketch: bool) -> NumericStatistics:
-        """Statistics of finite float64 ``values``: a sketch, or one group when not ``sketch``."""
+    def of(
+        cls,
+        values: np.ndarray,
+        sketch: bool,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> NumericStatistics:
+        """Statistics of ``transform(values)`` (finite float64 ``values``; ``transform``, when
+        given, increasing): a sketch, or one group when not ``sketch``.
+
+        Integer values spanning fewer than ``2**16`` (counts, days, quantities) are counted
+        rather than sorted, and only the distinct ones transformed; the groups are the same.
+        """
+        if sketch:
+            counted = _count_integers(values)
+            if counted is not None:
+                distinct, counts = counted
+                distinct = (distinct if transform is None else transform(distinct)) + 0.0
+                keys = _keys(distinct, _EXACT)
+                if len(keys) == 1 or (keys[1:] > keys[:-1]).all():  # no two values merged
+                    return cls(
+                        _EXACT, keys, counts, distinct.copy(), np.zeros(len(keys)),
+                        distinct, distinct.copy(),
+                    )  # fmt: skip
+        if transform is not None:
+            values = transform(values)
         values = values + 0.0  # -0.0 becomes 0.0, so that zeros share one key
         if not sketch:
             if len(values) == 0:
@@ -137,6 +160,26 @@ class NumericStatistics:
 def _empty(resolution: int) -> NumericStatistics:
     ints, floats = np.zeros(0, np.int64), np.zeros(0)
     return NumericStatistics(resolution, ints, ints, floats, floats, floats, floats)
+
+
+def _count_integers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Distinct values (ascending) and their counts, counted without a sort, when every value is
+    an integer and they span fewer than ``_EXACT_LIMIT`` (counts, days, quantities); else None.
+
+    The groups are the ones the sort finds: each distinct value its own exact group.
+    """
+    if len(values) == 0:
+        return None
+    low, high = values.min(), values.max()
+    if not high - low < _EXACT_LIMIT:
+        return None
+    offsets = values - low  # exact: integers closer than 2**16
+    as_ints = offsets.astype(np.int64)
+    if not np.array_equal(as_ints, offsets):
+        return None
+    counts = np.bincount(as_ints)
+    present = np.flatnonzero(counts)
+    return present + low, counts[present].astype(np.int64)
 
 
 def _keys(values: np.ndarray, resolution: int) -> np.ndarray:

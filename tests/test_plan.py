@@ -14,6 +14,7 @@ import pytest
 
 from gpuseg import KMeans, sketches
 from gpuseg import columns as columns_module
+from gpuseg.columns import signed_log1p
 from gpuseg.errors import DataError
 from gpuseg.parquet import ParquetSource
 from gpuseg.plan import OTHER, ColumnSpec, FeaturePlan, default_rfm_plan
@@ -404,3 +405,28 @@ def test_plan_validation():
         FeaturePlan([ColumnSpec("x")]).transform(pd.DataFrame({"x": [1.0]}))
     with pytest.raises(ValueError, match="columns=\\[\\] should hold at least one"):
         FeaturePlan([])
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_integer_values_counted_give_the_groups_a_sort_gives(rng, monkeypatch, log):
+    cases = [
+        rng.integers(0, 3650, 70_000),  # days
+        rng.integers(-500, 500, 999),
+        2**40 + rng.integers(0, 1_000, 5_000),
+        2**52 + np.arange(100),  # log1p merges neighbours: the sort must decide
+        np.array([0.0, -0.0, 3.0, -0.0]),
+        np.array([7.0]),
+        rng.integers(0, 10**6, 5_000),  # too wide to count
+        rng.integers(0, 100, 1_000) + 0.5,  # not integers
+    ]
+    transform = signed_log1p if log else None
+    for raw in cases:
+        values = np.asarray(raw, dtype=np.float64)
+        counted = NumericStatistics.of(values, True, transform)
+        with monkeypatch.context() as patch:
+            patch.setattr(sketches, "_count_integers", lambda values: None)
+            sorted_ = NumericStatistics.of(values, True, transform)
+        assert counted.resolution == sorted_.resolution
+        for got, want in zip(counted._arrays(), sorted_._arrays(), strict=True):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
