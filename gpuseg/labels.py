@@ -32,6 +32,9 @@ from gpuseg.kernels.types import Assignment
 
 MANIFEST = "_SUCCESS"
 DEFAULT_AMBIGUITY = 0.1
+# Only the segment columns repeat: dictionary-encoding ids and distances (pyarrow's default)
+# doubles the time to write a labels file and makes it larger.
+_DICTIONARY_COLUMNS = ["segment", "runner_up"]
 
 
 def label_table(ids: np.ndarray | None, assignment: Assignment, ambiguity: float) -> pa.Table:
@@ -103,11 +106,11 @@ def write_labels_file(
         for batch in blocks:
             table = label_table(batch.ids, assign(batch.X), ambiguity)
             if writer is None:
-                writer = pq.ParquetWriter(temporary, table.schema)
+                writer = _writer(temporary, table.schema)
             writer.write_table(table)
             rows += table.num_rows
         if writer is None:  # an input with no rows still gets an (empty) output file
-            writer = pq.ParquetWriter(temporary, label_table(None, Assignment.empty(0), 0).schema)
+            writer = _writer(temporary, label_table(None, Assignment.empty(0), 0).schema)
         writer.close()
         writer = None
         os.replace(temporary, target)
@@ -116,6 +119,11 @@ def write_labels_file(
             writer.close()
         temporary.unlink(missing_ok=True)
     return rows
+
+
+def _writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    """A Parquet writer for labels (dictionary pages for the segment columns only)."""
+    return pq.ParquetWriter(path, schema, use_dictionary=_DICTIONARY_COLUMNS)
 
 
 def write_manifest(report: LabelsReport) -> None:

@@ -72,6 +72,10 @@ def test_labels_per_input_file_match_predict(tmp_path):
     np.testing.assert_array_equal(labels["ambiguous"][confident], (margin < 0.1)[confident])
     manifest = json.loads((tmp_path / "labels" / MANIFEST).read_text())
     assert manifest["n_rows"] == len(frame)
+    chunks = pq.read_metadata(tmp_path / "labels" / report.files[0]).row_group(0)
+    dictionary = {chunks.column(i).path_in_schema: chunks.column(i).has_dictionary_page
+                  for i in range(chunks.num_columns)}  # fmt: skip
+    assert [name for name, has in dictionary.items() if has] == ["segment", "runner_up"]
 
 
 def test_existing_output_is_refused_unless_overwrite(tmp_path):
