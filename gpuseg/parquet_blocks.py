@@ -135,7 +135,7 @@ def _fill_features(
     ``plan.transform(data)``. Either way a bad value raises a DataError naming file and row.
     """
     if block_format.plan is not None:
-        out[:] = block_format.plan.transform(data, rows=rows, path=block_format.files[index])
+        block_format.plan.transform(data, rows=rows, path=block_format.files[index], out=out)
         return
     interleave_columns(out, [to_float32(data.column(name)) for name in block_format.columns])
     if not np.isfinite(out).all():

@@ -258,7 +258,12 @@ class FeaturePlan:
     # -- applying --------------------------------------------------------------------------
 
     def transform(
-        self, data: Any, *, rows: int | np.ndarray = 0, path: str | None = None
+        self,
+        data: Any,
+        *,
+        rows: int | np.ndarray = 0,
+        path: str | None = None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """The float32 matrix the clustering sees.
 
@@ -270,11 +275,13 @@ class FeaturePlan:
             Number of the first row (or of every row), for error messages.
         path : str, optional
             File named in error messages.
+        out : ndarray of float32, shape (n_rows, n_features), optional
+            Where to write the matrix (a block's rows, say) instead of a new array.
 
         Returns
         -------
         ndarray of float32, shape (n_rows, n_features)
-            C-contiguous; computed in float64 and rounded once.
+            C-contiguous (``out`` when given); computed in float64 and rounded once.
 
         Raises
         ------
@@ -282,7 +289,11 @@ class FeaturePlan:
             As :meth:`statistics`.
         """
         table = _as_table(data, self.input_columns, path)
-        out = np.empty((table.num_rows, self.n_features), dtype=np.float32)
+        shape = (table.num_rows, self.n_features)
+        if out is None:
+            out = np.empty(shape, dtype=np.float32)
+        elif out.shape != shape or out.dtype != np.float32:
+            raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}; expected {shape}.")
         j = 0
         for spec in self.columns:
             params = self._params(spec)

@@ -333,6 +333,18 @@ def test_parquet_source_with_plan_yields_plan_transform_of_the_table(tmp_path, r
     np.testing.assert_array_equal(sample.X, plan.transform(whole.take(rows)))
 
 
+def test_transform_writes_into_out_when_given(rng):
+    frame = customers(300, rng)
+    plan = full_plan().fit(frame)
+    block = np.full((400, plan.n_features), np.nan, dtype=np.float32)
+    returned = plan.transform(frame, out=block[100:])
+    assert returned.base is block
+    np.testing.assert_array_equal(block[100:], plan.transform(frame))
+    assert np.isnan(block[:100]).all()
+    with pytest.raises(ValueError, match=r"out has shape \(299, 10\)"):
+        plan.transform(frame, out=block[101:])
+
+
 def test_parquet_source_with_plan_reports_file_column_and_row(tmp_path, rng):
     frame = customers(100, rng)
     plan = full_plan().fit(frame)

@@ -297,7 +297,7 @@ class ImputingPlan:
     def __getattr__(self, name: str):
         return getattr(self._plan, name)
 
-    def transform(self, data, *, rows=0, path=None):
+    def transform(self, data, *, rows=0, path=None, out=None):
         """``plan.transform`` after filling the bad numeric values."""
         if isinstance(data, pd.DataFrame):
             data = pa.Table.from_pandas(data, preserve_index=False)
@@ -310,7 +310,7 @@ class ImputingPlan:
             column = pc.cast(data.column(name), pa.float64())
             finite = pc.fill_null(pc.is_finite(column), False)
             data = data.set_column(index, name, pc.if_else(finite, column, value))
-        return self._plan.transform(data, rows=rows, path=path)
+        return self._plan.transform(data, rows=rows, path=path, out=out)
 
 
 def check_k(k: int, n_rows: int, where: str) -> None:
