@@ -8,10 +8,11 @@ make every K-means converge in two or three iterations and so prove nothing abou
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from gpuseg.read_ahead import usable_cores
 
 __all__ = ["make_customers"]
 
@@ -97,7 +98,7 @@ def make_customers(
         rng = np.random.default_rng(block_seeds[index])
         _draw_block(rng, stop - start, mixture, dtype, out=X[start:stop])
 
-    n_threads = min(len(starts), os.cpu_count() or 1, _MAX_THREADS)
+    n_threads = min(len(starts), usable_cores(), _MAX_THREADS)
     if n_threads == 1:
         for index in range(len(starts)):
             fill(index)

@@ -90,10 +90,15 @@ def _put_within(items: queue.Queue, item: Any, timeout: float) -> bool:
     return True
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one), at least 1."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, usable or 1)
+
+
 def default_threads() -> int:
     """Threads for :func:`map_ahead`: the usable cores, at most 4."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(4, usable or 1))
+    return min(4, usable_cores())
 
 
 def map_ahead(

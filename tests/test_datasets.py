@@ -38,7 +38,7 @@ def test_same_seed_same_table_different_seed_different_table():
 def test_table_does_not_depend_on_thread_count(monkeypatch):
     n_samples = 3 * datasets._BLOCK_ROWS // 2
     many = make_customers(n_samples, 4, random_state=3)
-    monkeypatch.setattr(datasets.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(datasets, "usable_cores", lambda: 1)
     assert np.array_equal(many, make_customers(n_samples, 4, random_state=3))
 
 
@@ -62,7 +62,7 @@ def test_not_clean_blobs():
 
 def test_extra_memory_is_bounded(monkeypatch):
     # Scratch is a few blocks per thread: 2 threads here, as on the smallest CI runner.
-    monkeypatch.setattr(datasets.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(datasets, "usable_cores", lambda: 2)
     tracemalloc.start()
     try:
         X = make_customers(1_000_000, 16, random_state=0)

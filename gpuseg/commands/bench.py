@@ -9,7 +9,6 @@ full harness with subprocess isolation and time limits is ``benchmarks/bench_cor
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from argparse import Namespace
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from gpuseg.commands._common import CommandError, Console, atomic_output, check_output
+from gpuseg.read_ahead import usable_cores
 
 PEERS = ("sklearn", "minibatch", "faiss")
 WARMUP_ROWS = 4_096
@@ -154,9 +154,7 @@ def _machine() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        "cores": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        "cores": usable_cores(),
         "python": platform.python_version(),
         "versions": {"gpuseg": gpuseg.__version__, "numpy": np.__version__,
                      "numba": numba.__version__, "scikit-learn": sklearn.__version__},
