@@ -208,6 +208,8 @@ class ParquetSource:
             np.array([footer.row_group(g).num_rows for g in range(footer.num_row_groups)])
             for footer in footers
         ]
+        # First row of every row group within its file, and the file's row count last.
+        self._group_starts = [np.concatenate([[0], np.cumsum(rows)]) for rows in self._group_rows]
         self._metadata_rows = int(self._file_rows.sum())
         if self._metadata_rows == 0:
             where = self.files[0] if len(self.files) == 1 else describe_path(path)
@@ -393,9 +395,9 @@ class ParquetSource:
 
         def claims() -> Iterator[_GroupClaim]:
             for index, group_rows in enumerate(self._group_rows):
-                file_rows = np.concatenate([[0], np.cumsum(group_rows)]).tolist()
+                starts = self._group_starts[index].tolist()
                 for group, n_rows in enumerate(group_rows.tolist()):
-                    yield _GroupClaim(index, group, file_rows[group], n_rows, claim_rows(n_rows))
+                    yield _GroupClaim(index, group, starts[group], n_rows, claim_rows(n_rows))
 
         read_rows = 0
         for claim, ids in map_ahead(self._read_group, claims(), threads):
@@ -409,10 +411,7 @@ class ParquetSource:
     def _read_group(self, claim: _GroupClaim) -> tuple[_GroupClaim, list[np.ndarray | None]]:
         """Read one row group into the block rows it was given; return the ids of each part."""
         index = claim.index
-        table = self._call(
-            index, _read_row_groups, self._filesystem, self._paths[index], [claim.group],
-            self._read_columns, False, self._footers[index],
-        )  # fmt: skip
+        table = self._read_row_group(index, claim.group, use_threads=False)
         if table.num_rows != claim.n_rows:
             raise DataError(
                 f"row group {claim.group} has {table.num_rows} rows where its footer said "
@@ -490,7 +489,7 @@ class ParquetSource:
                 if lo == hi:
                     continue
                 in_file = rows[lo:hi] - file_starts[index]
-                group_starts = np.concatenate([[0], np.cumsum(self._group_rows[index])])
+                group_starts = self._group_starts[index]
                 groups = np.searchsorted(group_starts, in_file, side="right") - 1
                 bounds = np.flatnonzero(np.diff(groups)) + 1  # where the next row group starts
                 for at in np.split(np.arange(len(in_file)), bounds):
@@ -500,10 +499,7 @@ class ParquetSource:
 
         def read(claim: tuple) -> np.ndarray | None:
             index, group, offsets, file_rows, X, weights = claim
-            table = self._call(
-                index, _read_row_groups, self._filesystem, self._paths[index], [group],
-                self._read_columns, threads == 1, self._footers[index],
-            )  # fmt: skip
+            table = self._read_row_group(index, group, use_threads=threads == 1)
             part = table.take(pa.array(offsets))
             return fill_rows(self._block_format, X, weights, part, index, file_rows)
 
@@ -526,6 +522,13 @@ class ParquetSource:
                 file_row += n
                 if hi == len(rows):
                     return
+
+    def _read_row_group(self, index: int, group: int, use_threads: bool) -> pa.Table:
+        """Row group ``group`` of file ``index`` (its footer reused, failed reads retried)."""
+        return self._call(
+            index, _read_row_groups, self._filesystem, self._paths[index], [group],
+            self._read_columns, use_threads, self._footers[index],
+        )  # fmt: skip
 
     def _call(
         self, index: int, read: Callable[..., Any], *args: Any, problem: str = "could not be read"
