@@ -1,5 +1,7 @@
 """CPU fused pass (direct kernel and matrix-product path) against a float64 NumPy oracle."""
 
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -207,3 +209,48 @@ def test_streamed_outputs_equal_cached_ones():
     np.testing.assert_array_equal(streamed.labels[rows], labels)
     np.testing.assert_array_equal(streamed.second_labels[rows], second)
     np.testing.assert_allclose(streamed.distances[rows], best, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="mprotect through libc")
+@pytest.mark.parametrize("n_features", [5, 16, 21])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_rows_ending_on_an_unreadable_page(n_features, weighted):
+    # The direct kernel prefetches rows a few tiles ahead of the one it computes, past the end of
+    # the block at its last tiles, and loads rows in vectors. A block whose last row ends where an
+    # unreadable page begins must still give the oracle's answer, not a fault.
+    import mmap
+
+    n_samples = 16 * 5 + 3
+    n_bytes = n_samples * n_features * 4
+    page = mmap.PAGESIZE
+    n_pages = -(-n_bytes // page) + 1
+    buffer = mmap.mmap(-1, n_pages * page, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    start = (n_pages - 1) * page - n_bytes
+    X = np.frombuffer(buffer, np.float32, n_samples * n_features, start)
+    X = X.reshape(n_samples, n_features)
+    source, centers, w = make_block(n_samples, n_features, 4, seed=6)
+    X[:] = source
+    guard = np.frombuffer(buffer, np.uint8, page, (n_pages - 1) * page)
+    _protect(guard.ctypes.data, page)
+    try:
+        labels, _, best, sums, totals, _ = oracle(source, centers, w if weighted else None)
+        assignment, cluster_sums = assign_accumulate_direct(X, centers, w if weighted else None)
+        np.testing.assert_array_equal(assignment.labels, labels)
+        np.testing.assert_allclose(assignment.distances, best, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(cluster_sums.sums, sums, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(cluster_sums.weights, totals, rtol=1e-12)
+    finally:
+        _protect(guard.ctypes.data, page, writable=True)
+        del X, guard
+        buffer.close()
+
+
+def _protect(address: int, size: int, writable: bool = False) -> None:
+    """``mprotect`` a page: no access, or read and write again."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    prot = mmap.PROT_READ | mmap.PROT_WRITE if writable else 0  # PROT_NONE
+    if libc.mprotect(ctypes.c_void_p(address), ctypes.c_size_t(size), prot) != 0:
+        raise OSError(ctypes.get_errno(), "mprotect failed")

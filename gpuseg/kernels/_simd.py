@@ -17,6 +17,8 @@ instead (``<16 x float>``: one AVX-512 register; LLVM splits it on narrower mach
     The tile's rows added to their nearest centre's float64 sums, weights and per-lane inertia.
 ``add_scaled_row(sums_row, row, weight, n_features)``
     One row added to float64 sums, for a chunk's last rows (fewer than a tile).
+``prefetch_tile(X, row, n_features)``
+    A hint to fetch the 16 rows from ``row`` into the caches, a few tiles before they are used.
 ``interleave_tile(out, addresses, row, n_columns)``
     16 rows of a block written from its columns (see :mod:`gpuseg.kernels.interleave`).
 
@@ -482,6 +484,35 @@ def accumulate_tile(
             nearest = builder.fmul(nearest, builder.fpext(_load(builder, w, row0, _VEC), vd))
         total = builder.fadd(_load(builder, inertia, _I64(0), vd), nearest)
         _store(builder, total, inertia, _I64(0))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def prefetch_tile(typingctx, X, row, n_features):
+    """Hint the caches to fetch the 16 rows ``X[row:row + 16]``, one hint per 64-byte line.
+
+    A hint only: it never faults, so ``row`` may lie past the end of ``X``. The kernels call it a
+    few tiles ahead of the rows they work on, so that a tile's lines arrive while the tiles before
+    it are computed: the hardware prefetchers alone left the fused pass waiting on memory.
+    """
+    if not isinstance(n_features, types.IntegerLiteral) or not _c_arrays(X):
+        return None
+    sig = types.void(X, row, n_features)
+
+    def codegen(context, builder, signature, args):
+        n = n_features.literal_value
+        first = builder.mul(context.cast(builder, args[1], signature.args[1], types.intp), _I64(n))
+        data = _array(context, builder, signature, args, 0).data
+        base = builder.ptrtoint(builder.gep(data, [first], source_etype=_F32), _I64)
+        byte_ptr = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [byte_ptr, _I32, _I32, _I32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        for offset in range(0, LANES * 4 * n, 64):
+            address = builder.inttoptr(builder.add(base, _I64(offset)), byte_ptr)
+            # read, highest locality (into L1), data cache
+            builder.call(fn, [address, _I32(0), _I32(3), _I32(1)])
         return context.get_dummy_value()
 
     return sig, codegen
