@@ -61,8 +61,8 @@ _KERNELS: dict[int, numba.core.registry.CPUDispatcher] = {}
 CENTER_BLOCK = 8
 
 # Tiles ahead of the one being computed whose rows are prefetched. Measured on 10M x 16, k=8 (two
-# threads): 3 took the pass from 47 to 37 ms; 2 and 4 were within a few percent, 6 and more slower
-# again (more lines in flight than the core tracks at once).
+# threads, one process, alternating): none 43.9 ms, 2 tiles 41.1, 3 tiles 40.4, 4 tiles 41.3, and
+# 5 tiles 53.9 (more lines in flight than the core tracks at once).
 PREFETCH_TILES = 3
 
 
