@@ -229,12 +229,13 @@ def test_rows_ending_on_an_unreadable_page(n_features, weighted):
     X = np.frombuffer(buffer, np.float32, n_samples * n_features, start)
     X = X.reshape(n_samples, n_features)
     source, centers, w = make_block(n_samples, n_features, 4, seed=6)
+    w = w if weighted else None
     X[:] = source
     guard = np.frombuffer(buffer, np.uint8, page, (n_pages - 1) * page)
     _protect(guard.ctypes.data, page)
     try:
-        labels, _, best, sums, totals, _ = oracle(source, centers, w if weighted else None)
-        assignment, cluster_sums = assign_accumulate_direct(X, centers, w if weighted else None)
+        labels, _, best, sums, totals, _ = oracle(source, centers, w)
+        assignment, cluster_sums = assign_accumulate_direct(X, centers, w)
         np.testing.assert_array_equal(assignment.labels, labels)
         np.testing.assert_allclose(assignment.distances, best, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(cluster_sums.sums, sums, rtol=1e-9, atol=1e-9)
