@@ -47,6 +47,23 @@ def oracle(X, centers, weights):
     return labels, order[:, 1] if len(centers) > 1 else None, best, sums, totals, (w * best).sum()
 
 
+def assert_matches_oracle(X, centers, weights, assignment, cluster_sums):
+    """Assert that a pass's per-row results and totals are the float64 oracle's."""
+    labels, second, best, sums, totals, inertia = oracle(X, centers, weights)
+    np.testing.assert_array_equal(assignment.labels, labels)
+    np.testing.assert_allclose(assignment.distances, best, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(cluster_sums.sums, sums, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(cluster_sums.weights, totals, rtol=1e-12)
+    np.testing.assert_allclose(cluster_sums.inertia, inertia, rtol=1e-6)
+    if len(centers) == 1:
+        assert (assignment.second_labels == -1).all()
+        assert np.isinf(assignment.second_distances).all()
+    else:
+        np.testing.assert_array_equal(assignment.second_labels, second)
+        d2 = ((X.astype(np.float64) - centers[second].astype(np.float64)) ** 2).sum(1)
+        np.testing.assert_allclose(assignment.second_distances, d2, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize(
     ("n_samples", "n_features", "n_clusters"),
@@ -65,20 +82,8 @@ def oracle(X, centers, weights):
 def test_pass_matches_float64_oracle(kernel, n_samples, n_features, n_clusters, weighted):
     X, centers, w = make_block(n_samples, n_features, n_clusters)
     w = w if weighted else None
-    labels, second, best, sums, totals, inertia = oracle(X, centers, w)
     assignment, cluster_sums = kernel(X, centers, w)
-    np.testing.assert_array_equal(assignment.labels, labels)
-    np.testing.assert_allclose(assignment.distances, best, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(cluster_sums.sums, sums, rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(cluster_sums.weights, totals, rtol=1e-12)
-    np.testing.assert_allclose(cluster_sums.inertia, inertia, rtol=1e-6)
-    if n_clusters == 1:
-        assert (assignment.second_labels == -1).all()
-        assert np.isinf(assignment.second_distances).all()
-    else:
-        np.testing.assert_array_equal(assignment.second_labels, second)
-        d2 = ((X.astype(np.float64) - centers[second].astype(np.float64)) ** 2).sum(1)
-        np.testing.assert_allclose(assignment.second_distances, d2, rtol=1e-5, atol=1e-5)
+    assert_matches_oracle(X, centers, w, assignment, cluster_sums)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -234,12 +239,8 @@ def test_rows_ending_on_an_unreadable_page(n_features, weighted):
     guard = np.frombuffer(buffer, np.uint8, page, (n_pages - 1) * page)
     _protect(guard.ctypes.data, page)
     try:
-        labels, _, best, sums, totals, _ = oracle(source, centers, w)
         assignment, cluster_sums = assign_accumulate_direct(X, centers, w)
-        np.testing.assert_array_equal(assignment.labels, labels)
-        np.testing.assert_allclose(assignment.distances, best, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(cluster_sums.sums, sums, rtol=1e-9, atol=1e-9)
-        np.testing.assert_allclose(cluster_sums.weights, totals, rtol=1e-12)
+        assert_matches_oracle(source, centers, w, assignment, cluster_sums)
     finally:
         _protect(guard.ctypes.data, page, writable=True)
         del X, guard
