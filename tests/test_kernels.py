@@ -102,6 +102,21 @@ def test_ties_go_to_the_lower_index(kernel):
     assert assignment.second_labels.tolist() == [2, 2]
 
 
+@pytest.mark.parametrize("n_features", [5, 16])
+@pytest.mark.parametrize("n_clusters", [2, 3, 8, 9, 17, 40])
+def test_ties_everywhere_match_a_stable_sort(n_features, n_clusters):
+    # Small integers: every distance is exact in float32 and most rows tie between several
+    # centres, some of them repeated, within a block of centres and across blocks.
+    rng = np.random.default_rng()
+    X = rng.integers(0, 3, (3001, n_features)).astype(np.float32)
+    centers = rng.integers(0, 3, (n_clusters, n_features)).astype(np.float32)
+    centers[-1] = centers[0]
+    labels, second, *_ = oracle(X, centers, None)
+    assignment, _ = assign_accumulate_direct(X, centers, accumulate=False)
+    np.testing.assert_array_equal(assignment.labels, labels)
+    np.testing.assert_array_equal(assignment.second_labels, second)
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_predict_only_fills_labels_and_leaves_sums_zero(kernel):
     X, centers, _ = make_block(2000, 6, 9)

@@ -9,8 +9,9 @@ instead (``<16 x float>``: one AVX-512 register; LLVM splits it on narrower mach
     one vector per feature. Squared distances ``sum_f (x[f] - centers_t[f, j])^2`` to a block of
     ``n_block`` centres are computed together, each centre's 16 distances in a register, so each
     feature vector is reused across the block (the GEMM-style micro-kernel); features are summed
-    in increasing ``f``. Blocks are folded in increasing ``j`` into the rows' nearest (``[0]``)
-    and runner-up (``[1]``) in ``tile_d``/``tile_j``.
+    in increasing ``f``. Each block's nearest and runner-up are found by a tree of pairwise
+    merges and merged, block by block in increasing ``j``, into the rows' nearest (``[0]``) and
+    runner-up (``[1]``) in ``tile_d``/``tile_j``: ties go to the lower index.
 ``store_tile_lanes(...)``
     The tile's four per-row outputs as four vector stores, non-temporal for long blocks.
 ``accumulate_tile(...)``
@@ -224,32 +225,67 @@ def _block_distances(builder, column, centers_data, row_stride, j0, n, n_centers
 
 def _fold_block(builder, acc, j0, state):
     """Fold a block's distance vectors into ``state``: the running ``(best_d, best_j, second_d,
-    second_j)``, or ``None`` to start from the block's first centre. Returns the new state.
+    second_j)``, or ``None`` for the first block. Returns the new state.
 
-    Strict comparisons in increasing ``j``: ties keep the lower index, NaN is never picked.
+    The block's own nearest and runner-up come from a tree of pairwise merges (centres ``2i`` and
+    ``2i + 1``, then pairs of pairs), which the state then absorbs: the same result as folding the
+    centres in one at a time, in about half the dependent steps. A runner-up at +inf (a padding
+    centre, or a distance that overflowed) is dropped for none, as the one-at-a-time fold never
+    takes one.
     """
     j0_32 = builder.trunc(j0, _I32)
-    if state is None:
-        state = (
-            acc[0],
-            _splat(builder, j0_32, _IVEC),
-            ir.Constant(_VEC, [float("inf")] * LANES),
-            ir.Constant(_IVEC, [-1] * LANES),
+
+    def index(j):
+        return _splat(builder, builder.add(j0_32, _I32(j)), _IVEC)
+
+    inf = ir.Constant(_VEC, [float("inf")] * LANES)
+    none = ir.Constant(_IVEC, [-1] * LANES)
+    tops = []
+    for j in range(0, len(acc) - 1, 2):
+        # Two single centres: the lower index wins ties, as in _merge_top2.
+        below = builder.fcmp_ordered("<", acc[j + 1], acc[j])
+        tops.append(
+            (
+                builder.select(below, acc[j + 1], acc[j]),
+                builder.select(below, index(j + 1), index(j)),
+                builder.select(below, acc[j], acc[j + 1]),
+                builder.select(below, index(j), index(j + 1)),
+            )
         )
-        acc = acc[1:]
-        offset = 1
-    else:
-        offset = 0
-    best_d, best_j, second_d, second_j = state
-    for j, d in enumerate(acc, start=offset):
-        index = _splat(builder, builder.add(j0_32, _I32(j)), _IVEC)
-        below_best = builder.fcmp_ordered("<", d, best_d)
-        below_second = builder.fcmp_ordered("<", d, second_d)
-        second_d = builder.select(below_best, best_d, builder.select(below_second, d, second_d))
-        second_j = builder.select(below_best, best_j, builder.select(below_second, index, second_j))
-        best_d = builder.select(below_best, d, best_d)
-        best_j = builder.select(below_best, index, best_j)
-    return best_d, best_j, second_d, second_j
+    if len(acc) % 2:
+        tops.append((acc[-1], index(len(acc) - 1), inf, none))
+    while len(tops) > 1:
+        n_pairs = len(tops) // 2
+        merged = [_merge_top2(builder, tops[2 * i], tops[2 * i + 1]) for i in range(n_pairs)]
+        tops = merged + tops[2 * n_pairs :]
+    block = tops[0]
+    best_d, best_j, second_d, second_j = (
+        block if state is None else _merge_top2(builder, state, block)
+    )
+    has_second = builder.fcmp_ordered("<", second_d, inf)
+    second_d = builder.select(has_second, second_d, inf)
+    return best_d, best_j, second_d, builder.select(has_second, second_j, none)
+
+
+def _merge_top2(builder, a, b):
+    """The nearest and runner-up of two ``(best_d, best_j, second_d, second_j)`` lists, every
+    index in ``a`` below every index in ``b``.
+
+    Strict comparisons keep ``a``'s entry on equal distances, so ties go to the lower index. The
+    runner-up is the better of ``a``'s entry that did not win and ``b``'s.
+    """
+    a_d, a_j, a_second_d, a_second_j = a
+    b_d, b_j, b_second_d, b_second_j = b
+    b_wins = builder.fcmp_ordered("<", b_d, a_d)
+    from_a = builder.select(b_wins, a_d, a_second_d), builder.select(b_wins, a_j, a_second_j)
+    from_b = builder.select(b_wins, b_second_d, b_d), builder.select(b_wins, b_second_j, b_j)
+    b_second = builder.fcmp_ordered("<", from_b[0], from_a[0])
+    return (
+        builder.select(b_wins, b_d, a_d),
+        builder.select(b_wins, b_j, a_j),
+        builder.select(b_second, from_b[0], from_a[0]),
+        builder.select(b_second, from_b[1], from_a[1]),
+    )
 
 
 @intrinsic
