@@ -228,10 +228,10 @@ def _fold_block(builder, acc, j0, state):
     second_j)``, or ``None`` for the first block. Returns the new state.
 
     The block's own nearest and runner-up come from a tree of pairwise merges (centres ``2i`` and
-    ``2i + 1``, then pairs of pairs), which the state then absorbs: the same result as folding the
-    centres in one at a time, in about half the dependent steps. A runner-up at +inf (a padding
-    centre, or a distance that overflowed) is dropped for none, as the one-at-a-time fold never
-    takes one.
+    ``2i + 1``, then pairs of pairs), which the state then absorbs: the order by distance, then
+    index, that folding the centres in one at a time gives, in about half the dependent steps. A
+    runner-up is reported only at a finite distance: one at +inf (a padding centre, or a distance
+    that overflowed) becomes none (-1 at +inf).
     """
     j0_32 = builder.trunc(j0, _I32)
 
