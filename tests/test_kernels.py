@@ -173,6 +173,17 @@ def test_padding_centres_are_never_picked():
     assert assignment.second_labels.tolist() == [-1, -1, -1]
 
 
+def test_a_runner_up_at_infinity_is_none():
+    # Centre 0's distance overflows to inf and centre 1 is the nearest: no runner-up is reported
+    # at +inf, whichever centre it would have been.
+    X = np.full((2, 16), 1e30, dtype=np.float32)
+    centers = np.stack([np.full(16, -1e30), np.full(16, 1e30)]).astype(np.float32)
+    assignment, _ = assign_accumulate_direct(X, centers, accumulate=False)
+    assert assignment.labels.tolist() == [1, 1]
+    assert assignment.second_labels.tolist() == [-1, -1]
+    assert np.isinf(assignment.second_distances).all()
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_repeated_runs_are_bitwise_identical(kernel):
     X, centers, w = make_block(30_000, 5, 11, seed=2)
