@@ -44,6 +44,7 @@ CASES = {
     "backend_host": (200, 5, 7, 9, {"weighted": True, "backend": "host"}),
     "backend_device": (200, 5, 4, 10, {"backend": "device"}),
     "seeding": (300, 7, 4, 11, {"seeding": True}),
+    "overflow": (40, 5, 3, 12, {"accumulate": False, "overflow": True}),
 }  # fmt: skip
 
 
@@ -148,6 +149,10 @@ def inputs():
     arrays = {}
     for name, (n_samples, n_features, n_clusters, seed, _) in CASES.items():
         X, centers, w = make_block(n_samples, n_features, n_clusters, seed)
+        if CASES[name][-1].get("overflow"):
+            # Centre 0's and 2's float32 distances overflow to inf; centre 1 is every row's own.
+            X[:] = 1e19
+            centers = np.array([[-1e19] * 5, [1e19] * 5, [0.0] * 5], dtype=np.float32)
         arrays.update({f"{name}/X": X, f"{name}/centers": centers, f"{name}/w": w})
     return arrays
 
@@ -204,7 +209,7 @@ def assert_twins_agree(got, name, assignment, sums, accumulate=True, suffix=""):
 @pytest.mark.parametrize(
     "name",
     ["default_weighted", "blocks_weighted", "global_accumulators", "classes_unweighted",
-     "float64_weights", "one_cluster", "assign_only"],
+     "float64_weights", "one_cluster", "assign_only", "overflow"],
 )  # fmt: skip
 def test_direct_kernel_matches_cpu_twin(inputs, cuda_results, name):
     from gpuseg.kernels.fused import assign_accumulate
@@ -222,9 +227,11 @@ def test_direct_kernel_matches_cpu_twin(inputs, cuda_results, name):
     else:
         assignment, sums = assign_accumulate(X, centers, weights, accumulate=accumulate)
     assert_twins_agree(cuda_results, name, assignment, sums, accumulate)
-    if centers.shape[0] == 1:
+    if centers.shape[0] == 1 or options.get("overflow"):
         assert (cuda_results[f"{name}/second_labels"] == -1).all()
         assert np.isinf(cuda_results[f"{name}/second_distances"]).all()
+    if options.get("overflow"):
+        assert (cuda_results[f"{name}/labels"] == 1).all()
 
 
 @pytest.mark.parametrize("name", ["dots", "dots_chunks"])

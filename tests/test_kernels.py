@@ -208,6 +208,14 @@ def test_a_runner_up_at_infinity_is_none():
     assert assignment.labels.tolist() == [1, 1]
     assert assignment.second_labels.tolist() == [-1, -1]
     assert np.isinf(assignment.second_distances).all()
+    # The matrix-product path orders on |c|^2 - 2x.c, finite here, then recomputes the winners'
+    # distances, which overflow: its runner-up is none as well.
+    X = np.full((2, 5), 1e19, dtype=np.float32)
+    centers = np.array([[1.0] * 5, [2.0] * 5], dtype=np.float32)
+    assignment, _ = assign_accumulate_gemm(X, centers, accumulate=False)
+    assert assignment.labels.tolist() == [1, 1]
+    assert assignment.second_labels.tolist() == [-1, -1]
+    assert np.isinf(assignment.second_distances).all()
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

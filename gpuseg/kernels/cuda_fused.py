@@ -334,6 +334,10 @@ def _make_assign_accumulate_cuda(n_clusters: int, n_features: int, layout: Layou
                         )
                 else:
                     best_d, best_j, second_d, second_j = nearest_two_cuda(X, i, centers, K, D)
+                if not second_d < np.inf:
+                    # A runner-up only at a finite distance, as the CPU kernels report it.
+                    second_d = np.float32(np.inf)
+                    second_j = -1
                 labels[i] = best_j
                 distances[i] = best_d
                 second_labels[i] = second_j

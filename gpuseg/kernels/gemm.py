@@ -81,6 +81,9 @@ def _finish_tile_cpu(
         second_j = tile_j[1, t]
         best_d = squared_distance(X, i, centers, best_j)
         second_d = squared_distance(X, i, centers, second_j) if second_j >= 0 else np.inf
+        if not second_d < np.inf:
+            # A runner-up only at a finite distance, as the direct kernel reports it.
+            second_j = -1
         labels[i] = best_j
         distances[i] = best_d
         second_labels[i] = second_j
