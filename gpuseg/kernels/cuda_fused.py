@@ -6,11 +6,12 @@ Same contract as :func:`gpuseg.kernels.fused.assign_accumulate`: for a block ``X
 
     labels[i]           = argmin_j ||x_i - c_j||^2                    (int32, written)
     distances[i]        = min_j ||x_i - c_j||^2                       (float32, written)
-    second_labels[i]    = the runner-up centre, -1 when n_clusters==1 (int32, written)
-    second_distances[i] = its squared distance, inf when n_clusters==1 (float32, written)
+    second_labels[i]    = the runner-up centre, -1 when none          (int32, written)
+    second_distances[i] = its squared distance, inf when none         (float32, written)
     sums[j], weights[j], inertia                                      (float64 totals)
 
-Distances are sums of squared differences in float32; ties go to the lower centre index.
+Distances are sums of squared differences in float32; ties go to the lower centre index, and a
+runner-up is reported only at a finite distance (none when ``n_clusters == 1``).
 
 Layout of a launch. Block ``b`` works through the consecutive rows
 ``start + b * rows_per_block ...`` in tiles of ``threads`` rows, one row per thread: the tile is

@@ -6,8 +6,8 @@ of shape ``(n_samples,)`` (float32, read) and centres ``C`` of shape ``(n_cluste
 
     labels[i]           = argmin_j ||x_i - c_j||^2                    (int32)
     distances[i]        = min_j ||x_i - c_j||^2                       (float32)
-    second_labels[i]    = the runner-up centre, -1 when n_clusters==1 (int32)
-    second_distances[i] = its squared distance, inf when n_clusters==1 (float32)
+    second_labels[i]    = the runner-up centre, -1 when none          (int32)
+    second_distances[i] = its squared distance, inf when none         (float32)
 
 and, when accumulating, the float64 totals::
 
@@ -25,9 +25,10 @@ once per ``n_features``, which it holds as a constant; weights and sums are run-
 missing weight is a 1).
 Totals are accumulated in float64 per chunk, one row at a time in row order (the inertia one
 total per lane), and the chunks are reduced in chunk order, so results do not depend on the
-thread count. Ties go to the lower centre index. The per-row outputs of long blocks are written
-with non-temporal stores, which skip reading their cache lines in first, and the rows of each
-tile are prefetched a few tiles ahead.
+thread count. Ties go to the lower centre index; a runner-up is reported only at a finite
+distance, so there is none when ``n_clusters == 1`` or every other centre's distance overflows.
+The per-row outputs of long blocks are written with non-temporal stores, which skip reading their
+cache lines in first, and the rows of each tile are prefetched a few tiles ahead.
 """
 
 from __future__ import annotations
