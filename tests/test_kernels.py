@@ -34,12 +34,17 @@ def make_block(n_samples, n_features, n_clusters, seed=None):
     return X, centers, weights
 
 
+def squared_distances(X, centers):
+    """Float64 squared distances, ``(n_samples, n_clusters)``."""
+    return ((X[:, None, :].astype(np.float64) - centers[None].astype(np.float64)) ** 2).sum(-1)
+
+
 def oracle(X, centers, weights, labels=None):
     """Float64 NumPy pass: labels, runner-up labels, distances, sums, weight totals, inertia.
 
     With ``labels``, the distances and totals are those of the rows assigned that way.
     """
-    d2 = ((X[:, None, :].astype(np.float64) - centers[None].astype(np.float64)) ** 2).sum(-1)
+    d2 = squared_distances(X, centers)
     order = np.argsort(d2, axis=1, kind="stable")
     labels = order[:, 0] if labels is None else np.asarray(labels)
     w = np.ones(len(X)) if weights is None else weights.astype(np.float64)
@@ -48,11 +53,6 @@ def oracle(X, centers, weights, labels=None):
     totals = np.bincount(labels, weights=w, minlength=len(centers))
     best = d2[np.arange(len(X)), labels]
     return labels, order[:, 1] if len(centers) > 1 else None, best, sums, totals, (w * best).sum()
-
-
-def squared_distances(X, centers):
-    """Float64 squared distances, ``(n_samples, n_clusters)``."""
-    return ((X[:, None, :].astype(np.float64) - centers[None].astype(np.float64)) ** 2).sum(-1)
 
 
 def assert_choices_match(chosen, wanted, X, centers):

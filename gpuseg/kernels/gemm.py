@@ -83,6 +83,7 @@ def _finish_tile_cpu(
         second_d = squared_distance(X, i, centers, second_j) if second_j >= 0 else np.inf
         if not second_d < np.inf:
             # A runner-up only at a finite distance, as the direct kernel reports it.
+            second_d = np.inf
             second_j = -1
         labels[i] = best_j
         distances[i] = best_d
