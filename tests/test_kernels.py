@@ -16,8 +16,9 @@ KERNELS = [assign_accumulate_direct, assign_accumulate_gemm]
 
 # The direct kernel compiles once per n_features (a few seconds each). The tests share a few: rows
 # narrower than one 16-float vector (5, 6), exactly one (16), one and a part (21) and wider than
-# the unrolled limit (70); centre counts that are not a multiple of fused.CENTER_BLOCK, and row
-# counts that are not a multiple of the 16-row tile.
+# the unrolled limit (70), and 8 and 12, which (with 16) are transposed from 128-bit loads;
+# centre counts that are not a multiple of fused.CENTER_BLOCK, and row counts that are not a
+# multiple of the 16-row tile.
 
 
 def make_block(n_samples, n_features, n_clusters, seed=None):
@@ -102,6 +103,8 @@ def assert_matches_oracle(X, centers, weights, assignment, cluster_sums):
         (517, 21, 13),
         (300, 70, 9),
         (2000, 16, 16),
+        (1203, 12, 6),
+        (900, 8, 11),
     ],
 )
 @pytest.mark.parametrize("weighted", [False, True])
@@ -277,7 +280,7 @@ def test_streamed_outputs_equal_cached_ones():
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="mprotect through libc")
-@pytest.mark.parametrize("n_features", [5, 16, 21])
+@pytest.mark.parametrize("n_features", [5, 12, 16, 21])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_rows_ending_on_an_unreadable_page(n_features, weighted):
     # The direct kernel prefetches rows a few tiles ahead of the one it computes, past the end of
