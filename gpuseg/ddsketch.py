@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 DEFAULT_ALPHA = 0.005
@@ -58,12 +59,13 @@ class QuantileSketch:
 
     def _bucket(self, values: np.ndarray) -> np.ndarray:
         """Ordered bucket index of every value: 0 for the zero bucket, signed otherwise."""
-        magnitude = np.abs(values)
-        nonzero = magnitude >= _ZERO
-        index = np.zeros(values.shape, dtype=np.int64)
-        logs = np.log(magnitude[nonzero]) / self._log_gamma
-        index[nonzero] = np.ceil(logs).astype(np.int64) + self._offset
-        return np.where(values < 0, -index, index)
+        flat = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+        # NumPy's logarithm, which every sketch so far was built with (another log could put a
+        # value on a bucket edge one bucket over); the zero bucket's logs are never used.
+        logs = np.abs(flat)
+        np.maximum(logs, _ZERO, out=logs)
+        np.log(logs, out=logs)
+        return _signed_buckets(flat, logs, self._log_gamma, self._offset).reshape(np.shape(values))
 
     def add(self, groups: np.ndarray, values: np.ndarray) -> None:
         """Count ``values`` (finite float) into their ``groups`` (int, ``0 <= g < n_groups``)."""
@@ -187,3 +189,17 @@ class QuantileSketch:
         present = weight > 0
         result[present] = total[present] / weight[present]
         return result
+
+
+@numba.njit(cache=True)
+def _signed_buckets(values, logs, log_gamma, offset):
+    """``ceil(logs / log_gamma) + offset`` with the sign of each value, and 0 where ``|value|``
+    is below ``_ZERO`` (or NaN): one pass where NumPy needs masks, gathers and scatters."""
+    ordered = np.empty(values.shape[0], dtype=np.int64)
+    for i in range(values.shape[0]):
+        if not abs(values[i]) >= _ZERO:
+            ordered[i] = 0
+        else:
+            index = np.int64(math.ceil(logs[i] / log_gamma)) + offset
+            ordered[i] = -index if values[i] < 0 else index
+    return ordered

@@ -50,12 +50,40 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
+import numba
 import numpy as np
 import pandas as pd
 
 from gpuseg.ddsketch import DEFAULT_ALPHA, QuantileSketch
 
 DEFAULT_EXACT_ROWS = 200_000
+
+
+@numba.njit(cache=True)
+def _block_moments(values, labels, n_clusters):
+    """Per-segment row counts, means and M2 (sums of squared deviations) of one block.
+
+    Two passes over the rows in order, adding into each segment's float64 totals one row at a
+    time: the sums ``np.bincount(labels, weights=...)`` makes, feature by feature, without its
+    per-feature temporaries. ``values`` is ``(n_rows, n_features)`` float64, ``labels`` int64 in
+    ``[0, n_clusters)``.
+    """
+    n_rows, n_features = values.shape
+    counts = np.zeros(n_clusters, dtype=np.int64)
+    means = np.zeros((n_clusters, n_features))
+    for i in range(n_rows):
+        counts[labels[i]] += 1
+        for f in range(n_features):
+            means[labels[i], f] += values[i, f]
+    for j in range(n_clusters):
+        for f in range(n_features):
+            means[j, f] /= max(counts[j], 1)
+    m2 = np.zeros((n_clusters, n_features))
+    for i in range(n_rows):
+        for f in range(n_features):
+            centred = values[i, f] - means[labels[i], f]
+            m2[labels[i], f] += centred * centred
+    return counts, means, m2
 
 
 def _chan_merge(count_a, mean_a, m2_a, count_b, mean_b, m2_b):
@@ -177,15 +205,7 @@ class ProfileAccumulator:
             column = self.feature_names[int(np.nonzero(~np.isfinite(values).all(0))[0][0])]
             raise ValueError(f"column {column!r} has NaN or infinite values; profile finite data.")
         k, n_features = self.n_clusters, values.shape[1]
-        counts = np.bincount(labels, minlength=k)
-        means = np.empty((k, n_features))
-        m2 = np.empty((k, n_features))
-        for f in range(n_features):
-            means[:, f] = np.bincount(labels, weights=values[:, f], minlength=k)
-        means /= np.maximum(counts, 1)[:, None]
-        for f in range(n_features):
-            centred = values[:, f] - means[labels, f]
-            m2[:, f] = np.bincount(labels, weights=centred * centred, minlength=k)
+        counts, means, m2 = _block_moments(np.ascontiguousarray(values), labels, k)
         self.counts, self.means, self.m2 = _chan_merge(
             self.counts, self.means, self.m2, counts, means, m2
         )

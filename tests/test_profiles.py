@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import math
 from statistics import NormalDist
 
 import numpy as np
@@ -145,6 +146,28 @@ def test_sketch_quantiles_of_small_groups():
         QuantileSketch(1, alpha=0.5)
     with pytest.raises(ValueError, match="cannot merge a sketch"):
         sketch.merge(QuantileSketch(2, alpha=0.01))
+
+
+@pytest.mark.parametrize("alpha", [0.001, 0.005, 0.05])
+def test_bucket_of_every_value_is_the_log_formula(alpha):
+    # Every value's bucket is ceil(log|x| / log(gamma)) + offset with its sign, in NumPy's
+    # logarithm, and 0 below 1e-9: across magnitudes, signs, the zero threshold and bucket edges.
+    rng = np.random.default_rng()
+    sketch = QuantileSketch(1, alpha=alpha)
+    gamma = (1 + alpha) / (1 - alpha)
+    edges = gamma ** np.arange(-200.0, 200.0)
+    values = np.concatenate([
+        rng.standard_normal(50_000) * 10.0 ** rng.uniform(-12, 12, 50_000),
+        edges, -np.nextafter(edges, 0), np.nextafter(edges, np.inf),
+        [0.0, -0.0, 1e-9, -1e-9, np.nextafter(1e-9, 0), 1.0, -1.0],
+    ])  # fmt: skip
+    magnitude = np.abs(values)
+    index = np.ceil(np.log(np.where(magnitude < 1e-9, 1.0, magnitude)) / math.log(gamma))
+    offset = 1 - math.ceil(math.log(1e-9) / math.log(gamma))
+    expected = np.where(magnitude < 1e-9, 0, np.sign(values) * (index + offset))
+    np.testing.assert_array_equal(sketch._bucket(values), expected.astype(np.int64))
+    np.testing.assert_array_equal(sketch._bucket(values[:-1].reshape(-1, 2)).ravel(),
+                                  expected[:-1].astype(np.int64))  # fmt: skip
 
 
 def test_ambiguous_share_and_outputs():
