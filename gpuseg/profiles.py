@@ -63,10 +63,10 @@ DEFAULT_EXACT_ROWS = 200_000
 def _block_moments(values, labels, n_clusters):
     """Per-segment row counts, means and M2 (sums of squared deviations) of one block.
 
-    Two passes over the rows in order, adding into each segment's float64 totals one row at a
-    time: the sums ``np.bincount(labels, weights=...)`` makes, feature by feature, without its
-    per-feature temporaries. ``values`` is ``(n_rows, n_features)`` float64, ``labels`` int64 in
-    ``[0, n_clusters)``.
+    Two passes over the rows in order, each row added into its segment's float64 totals: the same
+    sums, in the same order, as ``np.bincount(labels, weights=...)`` feature by feature, without
+    a temporary array per feature. ``values`` is ``(n_rows, n_features)`` float64, ``labels``
+    int64 in ``[0, n_clusters)``.
     """
     n_rows, n_features = values.shape
     counts = np.zeros(n_clusters, dtype=np.int64)
