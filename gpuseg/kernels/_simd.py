@@ -224,10 +224,11 @@ def _transpose_rows_by_quarters(builder, x_data, first, n):
 def _transpose_rows(builder, x_data, first, n):
     """The 16 rows from element ``first`` of ``x_data``, as ``n`` vectors: one per feature.
 
-    Rows of 4, 8, 12 or 16 features go through :func:`_transpose_rows_by_quarters`. Measured in
-    L1, one thread, 8 centres, cycles per tile of 16 rows, alternating with the general
-    transpose: 4 features 105 -> 92, 8: 141 -> 132, 12: 200 -> 175, 16: 231 -> 222; 32 features
-    ran slower that way (441 -> 455), so wider rows keep the general one.
+    Rows of 4, 8, 12 or 16 features go through :func:`_transpose_rows_by_quarters`. Nanoseconds
+    per 16-row tile against 8 centres (``benchmarks/bench_tile.py``, three runs alternating with
+    the general transpose): 4 features 28.5-29.2 -> 24.9-26.2, 8: 38.9-39.9 -> 35.1-36.5, 12:
+    54.4-56.0 -> 47.1-51.5, 16: 62.9-70.3 -> 60.2-63.6. With 32 features it ran slower (441 -> 455
+    cycles in an earlier harness), so wider rows keep the general one.
     """
     if n <= LANES and n % 4 == 0:
         return _transpose_rows_by_quarters(builder, x_data, first, n)
