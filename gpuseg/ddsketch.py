@@ -191,7 +191,7 @@ class QuantileSketch:
         return result
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _signed_buckets(values, logs, log_gamma, offset):
     """``ceil(logs / log_gamma) + offset`` with the sign of each value, and 0 where ``|value|``
     is below ``_ZERO`` (or NaN): one pass where NumPy needs masks, gathers and scatters."""

@@ -59,7 +59,7 @@ from gpuseg.ddsketch import DEFAULT_ALPHA, QuantileSketch
 DEFAULT_EXACT_ROWS = 200_000
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _block_moments(values, labels, n_clusters):
     """Per-segment row counts, means and M2 (sums of squared deviations) of one block.
 

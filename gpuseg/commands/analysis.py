@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from argparse import Namespace
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,7 +170,10 @@ def collect(model, model_path: str, data: str, args: Namespace, console: Console
     samples, sample_labels, ids, labels = [], [], [], []
     grid = np.zeros((5, 5), dtype=np.int64) if has_rfm else None
     rows = 0
-    with console.step("profile pass") as step, tqdm(
+    # A batch's profile statistics are folded on a second thread while the next batch is read,
+    # transformed and labelled; one batch at a time, so they are folded in file order.
+    folding = None
+    with ThreadPoolExecutor(max_workers=1) as folder, console.step("profile pass") as step, tqdm(
         total=source.n_samples, desc="profile pass", unit="rows", unit_scale=True,
         disable=not console.progress, leave=False,
     ) as bar:  # fmt: skip
@@ -182,7 +186,6 @@ def collect(model, model_path: str, data: str, args: Namespace, console: Console
                 assignment, _ = backend.assign_accumulate(X, centers, accumulate=False)
                 flags = label_table(None, assignment, args.ambiguity).column("ambiguous")
                 frame = batch.to_pandas()
-                accumulator.add(frame, assignment.labels, flags.to_numpy(zero_copy_only=False))
                 chosen = rng.random(batch.num_rows) < keep_p
                 samples.append(X[chosen])
                 sample_labels.append(assignment.labels[chosen])
@@ -194,8 +197,16 @@ def collect(model, model_path: str, data: str, args: Namespace, console: Console
                 if keep_labels and source.id_column:
                     ids.append(frame[source.id_column].to_numpy())
                     labels.append(assignment.labels.copy())
+                # The frame is the folding thread's from here on: this one no longer reads it.
+                if folding is not None:
+                    folding.result()
+                folding = folder.submit(
+                    accumulator.add, frame, assignment.labels, flags.to_numpy(zero_copy_only=False)
+                )
                 rows += batch.num_rows
                 bar.update(batch.num_rows)
+        if folding is not None:
+            folding.result()
         step["rows"] = rows
     if rows == 0:
         raise DataError("has no rows to profile; expected at least one", data)
