@@ -26,7 +26,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from gpuseg.kernels._layout import FASTMATH, empty_partials
+from gpuseg.kernels._layout import FASTMATH, aligned_zeros, empty_partials
 from gpuseg.kernels._simd import LANES, accumulate_tile, nearest_in_tile
 from gpuseg.kernels.fused import CENTER_BLOCK, padded_centers_t
 
@@ -58,25 +58,17 @@ def _make_loop(n_features: int):
     return loop
 
 
-def _aligned(shape: tuple[int, ...], dtype) -> np.ndarray:
-    """Zeros of ``dtype`` whose data starts on a 64-byte boundary."""
-    n_bytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    buffer = np.zeros(n_bytes + 64, dtype=np.uint8)
-    start = -buffer.ctypes.data % 64
-    return buffer[start : start + n_bytes].view(dtype).reshape(shape)
-
-
 def time_tile(n_features: int, n_clusters: int, repeats: int, seed: int) -> dict:
     """Best nanoseconds per tile, with and without the float64 sums, for one row width."""
     rng = np.random.default_rng(seed)
-    X = _aligned((ROWS, n_features), np.float32)
+    X = aligned_zeros((ROWS, n_features), np.float32)
     X[:] = rng.standard_normal((ROWS, n_features))
     centers = X[rng.choice(ROWS, n_clusters, replace=False)] + np.float32(0.1)
     centers_t = padded_centers_t(centers)
-    tile_x = _aligned((n_features, LANES), np.float32)
-    tile_d = _aligned((2, LANES), np.float32)
-    tile_j = _aligned((2, LANES), np.int32)
-    inertia = _aligned((LANES,), np.float64)
+    tile_x = aligned_zeros((n_features, LANES), np.float32)
+    tile_d = aligned_zeros((2, LANES), np.float32)
+    tile_j = aligned_zeros((2, LANES), np.int32)
+    inertia = aligned_zeros((LANES,), np.float64)
     sums, weights, _ = empty_partials(1, n_clusters, n_features)
     loop = _make_loop(n_features)
     reps = max(1, 4_000_000 // (ROWS * max(n_features, 8)))

@@ -105,18 +105,18 @@ def accumulate_row(X, i, w, label, dist, sums, weights):
     return wf * dist
 
 
-def _aligned_zeros(shape: tuple[int, ...]) -> np.ndarray:
-    """Float64 zeros whose data starts on a 64-byte boundary (a cache line, an AVX-512 vector)."""
-    size = math.prod(shape)
-    buffer = np.zeros(size + 8, dtype=np.float64)
-    skip = (-buffer.ctypes.data % 64) // 8
+def aligned_zeros(shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+    """Zeros whose data starts on a 64-byte boundary (a cache line, an AVX-512 vector)."""
+    size, itemsize = math.prod(shape), np.dtype(dtype).itemsize
+    buffer = np.zeros(size + 64 // itemsize, dtype=dtype)
+    skip = (-buffer.ctypes.data % 64) // itemsize
     return buffer[skip : skip + size].reshape(shape)
 
 
 def empty_partials(n_chunks: int, n_clusters: int, n_features: int):
     """Allocate the per-chunk float64 accumulators ``(sums, weights, inertia)``, 64-byte aligned."""
     return (
-        _aligned_zeros((n_chunks, n_clusters, n_features)),
-        _aligned_zeros((n_chunks, n_clusters)),
-        _aligned_zeros((n_chunks,)),
+        aligned_zeros((n_chunks, n_clusters, n_features)),
+        aligned_zeros((n_chunks, n_clusters)),
+        aligned_zeros((n_chunks,)),
     )
