@@ -19,8 +19,8 @@ instead (``<16 x float>``: one AVX-512 register; LLVM splits it on narrower mach
     The tile's rows added to their nearest centre's float64 sums, weights and per-lane inertia.
 ``add_scaled_row(sums_row, row, weight, n_features)``
     One row added to float64 sums, for a chunk's last rows (fewer than a tile).
-``prefetch_tile(X, row, n_features)``
-    A hint to fetch the 16 rows from ``row`` into the caches, a few tiles before they are used.
+``prefetch_tile(X, row, n_features, cache_level)``
+    A hint to fetch the 16 rows from ``row`` into L1 or L2, some tiles before they are used.
 ``interleave_tile(out, addresses, row, n_columns)``
     16 rows of a block written from its columns (see :mod:`gpuseg.kernels.interleave`).
 
@@ -585,16 +585,21 @@ def accumulate_tile(
 
 
 @intrinsic
-def prefetch_tile(typingctx, X, row, n_features):
+def prefetch_tile(typingctx, X, row, n_features, cache_level):
     """Hint the caches to fetch the 16 rows ``X[row:row + 16]``, one hint per 64-byte line.
 
-    A hint only: it never faults, so ``row`` may lie past the end of ``X``. The kernels call it a
-    few tiles ahead of the rows they work on, so that a tile's lines arrive while the tiles before
-    it are computed: the hardware prefetchers alone left the fused pass waiting on memory.
+    ``cache_level`` (a literal 1 or 2) says how close to the core: 1 fetches into L1, 2 into L2
+    only. A hint only: it never faults, so ``row`` may lie past the end of ``X``. The kernels call
+    it a few tiles ahead of the rows they work on, so that a tile's lines arrive while the tiles
+    before it are computed: the hardware prefetchers alone left the fused pass waiting on memory.
     """
     if not isinstance(n_features, types.IntegerLiteral) or not _c_arrays(X):
         return None
-    sig = types.void(X, row, n_features)
+    if not isinstance(cache_level, types.IntegerLiteral) or cache_level.literal_value not in (1, 2):
+        return None
+    # LLVM's locality hint: 3 keeps the line in every level (L1 and out), 2 from L2 out.
+    locality = 4 - cache_level.literal_value
+    sig = types.void(X, row, n_features, cache_level)
 
     def codegen(context, builder, signature, args):
         n = n_features.literal_value
@@ -606,8 +611,8 @@ def prefetch_tile(typingctx, X, row, n_features):
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
         for offset in range(0, LANES * 4 * n, 64):
             address = builder.inttoptr(builder.add(base, _I64(offset)), byte_ptr)
-            # read, highest locality (into L1), data cache
-            builder.call(fn, [address, _I32(0), _I32(3), _I32(1)])
+            # read, locality, data cache
+            builder.call(fn, [address, _I32(0), _I32(locality), _I32(1)])
         return context.get_dummy_value()
 
     return sig, codegen
