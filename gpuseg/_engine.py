@@ -11,7 +11,7 @@ from gpuseg._lloyd import LloydResult, lloyd, run_pass
 from gpuseg._minibatch import minibatch
 from gpuseg._seeding import kmeans_plusplus, random_rows
 from gpuseg.batches import ArraySource, BatchSource
-from gpuseg.kernels.types import Assignment
+from gpuseg.kernels.types import Assignment, LabelsOnly
 
 ALGORITHMS = ("auto", "minibatch", "lloyd")
 # Passes of the refinement that each "auto" try gets on the sample.
@@ -88,7 +88,7 @@ def fit_source(
     settings: FitSettings,
     rng: np.random.Generator,
     backend: CPUBackend,
-    assignment: Assignment | None = None,
+    assignment: Assignment | LabelsOnly | None = None,
 ) -> LloydResult:
     """Fit ``settings.n_clusters`` centres to the rows of ``source``.
 

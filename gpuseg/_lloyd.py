@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from gpuseg._backend import CPUBackend
 from gpuseg.batches import ArraySource, BatchSource
-from gpuseg.kernels.types import Assignment, ClusterSums
+from gpuseg.kernels.types import Assignment, ClusterSums, LabelsOnly
 
 logger = logging.getLogger("gpuseg")
 
@@ -34,15 +34,16 @@ def run_pass(
     source: BatchSource,
     centers: np.ndarray,
     backend: CPUBackend,
-    assignment: Assignment | None = None,
+    assignment: Assignment | LabelsOnly | None = None,
     progress: str | None = None,
 ) -> ClusterSums:
     """Map the fused pass over the source's blocks and fold their sums in block order.
 
     A source that runs the pass where its data lives (a Dask cluster) does so through its own
     ``pass_sums``. When ``assignment`` is given (one row per source row), the labels of every
-    block are written into it. ``progress`` is the label of a progress bar (rows and rows/s) on
-    stderr, or ``None`` for none.
+    block are written into it (an :class:`Assignment` keeps every per-row output, a
+    :class:`LabelsOnly` the labels). ``progress`` is the label of a progress bar (rows and
+    rows/s) on stderr, or ``None`` for none.
     """
     if hasattr(source, "pass_sums"):
         return source.pass_sums(centers, backend, progress=progress)
@@ -99,7 +100,7 @@ def lloyd(
     max_iter: int,
     tol: float,
     far_source: ArraySource,
-    assignment: Assignment | None = None,
+    assignment: Assignment | LabelsOnly | None = None,
     progress: bool = False,
     name: str = "lloyd pass",
 ) -> LloydResult:

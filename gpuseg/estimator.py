@@ -18,7 +18,8 @@ from gpuseg._engine import ALGORITHMS, FitSettings, default_sample_rows, fit_sou
 from gpuseg._minibatch import minibatch_step
 from gpuseg._seeding import kmeans_plusplus
 from gpuseg.batches import ArraySource
-from gpuseg.kernels.types import Assignment
+from gpuseg.kernels.counts import label_counts
+from gpuseg.kernels.types import LabelsOnly
 
 logger = logging.getLogger("gpuseg")
 
@@ -278,11 +279,11 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         backend = get_backend(self.device)
         self._log_passes()
         X32 = _as_float32(X)
-        assignment = Assignment.empty(X.shape[0])
+        assignment = LabelsOnly.empty(X.shape[0])
         result = fit_source(ArraySource(X32, weights), settings, self._rng(), backend, assignment)
         self._store_result(result, settings, X.dtype)
         self.labels_ = assignment.labels
-        self.cluster_sizes_ = np.bincount(assignment.labels, minlength=settings.n_clusters)
+        self.cluster_sizes_ = label_counts(assignment.labels, settings.n_clusters)
         return self
 
     def _fit_source(self, source) -> KMeans:
@@ -342,7 +343,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.labels_ = assignment.labels
         self.inertia_ = float(sums.inertia)
         self.n_iter_ = 1
-        self.cluster_sizes_ = np.bincount(assignment.labels, minlength=centers.shape[0])
+        self.cluster_sizes_ = label_counts(assignment.labels, centers.shape[0])
         self.n_steps_ += 1
         return self
 

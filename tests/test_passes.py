@@ -1,0 +1,63 @@
+"""Lloyd passes that keep only the labels, and counting rows per label."""
+
+import numpy as np
+import pytest
+
+from gpuseg import KMeans
+from gpuseg._backend import CPUBackend
+from gpuseg._lloyd import run_pass
+from gpuseg.batches import ArraySource
+from gpuseg.kernels.counts import label_counts
+from gpuseg.kernels.types import Assignment, LabelsOnly
+
+
+def _nearest_f64(X, centers):
+    d = ((X.astype(np.float64)[:, None, :] - centers.astype(np.float64)[None]) ** 2).sum(-1)
+    return d.argmin(axis=1)
+
+
+@pytest.mark.parametrize("block_rows", [777, 1024, 5000])
+def test_labels_only_pass_writes_every_blocks_labels(block_rows):
+    rng = np.random.default_rng()
+    X = rng.standard_normal((5000, 6)).astype(np.float32)
+    centers = rng.standard_normal((7, 6)).astype(np.float32)
+    source = ArraySource(X, None, block_rows=block_rows)
+    full, labels_only = Assignment.empty(len(X)), LabelsOnly.empty(len(X))
+    full.labels[:] = labels_only.labels[:] = -1
+    sums_full = run_pass(source, centers, CPUBackend(), full)
+    sums_labels = run_pass(source, centers, CPUBackend(), labels_only)
+    np.testing.assert_array_equal(labels_only.labels, full.labels)
+    np.testing.assert_array_equal(labels_only.labels, _nearest_f64(X, centers))
+    np.testing.assert_array_equal(sums_labels.sums, sums_full.sums)
+    assert sums_labels.inertia == sums_full.inertia
+
+
+def test_labels_only_views_share_one_scratch_block():
+    labels_only = LabelsOnly.empty(100)
+    first, second = labels_only.view(0, 40), labels_only.view(40, 70)
+    assert np.shares_memory(first.labels, labels_only.labels[:40])
+    assert np.shares_memory(second.labels, labels_only.labels[40:70])
+    assert np.shares_memory(first.distances, second.distances)
+    assert len(second.second_distances) == 30 and len(first.second_labels) == 40
+
+
+def test_label_counts_matches_bincount():
+    rng = np.random.default_rng()
+    labels = rng.integers(0, 11, 10_001).astype(np.int32)
+    np.testing.assert_array_equal(label_counts(labels, 13), np.bincount(labels, minlength=13))
+    assert label_counts(labels[:0], 3).tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("bad", [-1, 11])
+def test_label_counts_rejects_a_label_out_of_range(bad):
+    labels = np.array([0, 3, bad, 2], dtype=np.int32)
+    with pytest.raises(ValueError, match=r"\[0, 11\)"):
+        label_counts(labels, 11)
+
+
+def test_fit_cluster_sizes_count_the_labels():
+    rng = np.random.default_rng()
+    X = rng.standard_normal((3000, 4))
+    km = KMeans(n_clusters=5, random_state=int(rng.integers(1000))).fit(X)
+    np.testing.assert_array_equal(km.cluster_sizes_, np.bincount(km.labels_, minlength=5))
+    np.testing.assert_array_equal(km.labels_, km.predict(X))
