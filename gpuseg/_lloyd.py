@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from gpuseg._backend import CPUBackend
 from gpuseg.batches import ArraySource, BatchSource
-from gpuseg.kernels.types import Assignment, ClusterSums, LabelsOnly
+from gpuseg.kernels.types import Assignment, ClusterSums, LabelsOnly, ReusedBlock
 
 logger = logging.getLogger("gpuseg")
 
@@ -49,6 +49,7 @@ def run_pass(
         return source.pass_sums(centers, backend, progress=progress)
     centers32 = np.ascontiguousarray(centers, dtype=np.float32)
     total = ClusterSums.zeros(*centers.shape)
+    outputs = ReusedBlock() if assignment is None else assignment
     offset = 0
     with tqdm(
         total=getattr(source, "n_samples", None), desc=progress, unit="rows", unit_scale=True,
@@ -56,7 +57,7 @@ def run_pass(
     ) as bar:  # fmt: skip
         for batch in source.batches():
             n_rows = batch.X.shape[0]
-            out = None if assignment is None else assignment.view(offset, offset + n_rows)
+            out = outputs.view(offset, offset + n_rows)
             _, sums = backend.assign_accumulate(batch.X, centers32, batch.sample_weight, out=out)
             total.add(sums)
             offset += n_rows

@@ -42,7 +42,7 @@ from sklearn.metrics import silhouette_score
 from gpuseg._backend import get_backend
 from gpuseg.batches import ArraySource, BatchSource
 from gpuseg.estimator import KMeans, is_batch_source
-from gpuseg.kernels.types import ClusterSums
+from gpuseg.kernels.types import ClusterSums, ReusedBlock
 
 DEFAULT_SAMPLE_SIZE = 10_000
 DEFAULT_MIN_SHARE = 0.02
@@ -130,15 +130,18 @@ def cluster_statistics(source, centers: np.ndarray, *, device: str = "auto") -> 
     centers32 = np.ascontiguousarray(centers, dtype=np.float32)
     n_clusters, n_features = centers32.shape
     totals = ClusterSums.zeros(n_clusters, n_features)
+    outputs = ReusedBlock()
     for batch in source.batches():
-        _, sums = backend.assign_accumulate(batch.X, centers32, batch.sample_weight)
+        out = outputs.view(0, batch.X.shape[0])
+        _, sums = backend.assign_accumulate(batch.X, centers32, batch.sample_weight, out=out)
         totals.add(sums)
     with np.errstate(divide="ignore", invalid="ignore"):
         means = totals.sums / totals.weights[:, None]
     within = np.zeros(n_clusters)
     distance = np.zeros(n_clusters)
     for batch in source.batches():
-        assignment, _ = backend.assign_accumulate(batch.X, centers32, accumulate=False)
+        out = outputs.view(0, batch.X.shape[0])
+        assignment, _ = backend.assign_accumulate(batch.X, centers32, accumulate=False, out=out)
         labels = assignment.labels
         squared = ((batch.X.astype(np.float64) - means[labels]) ** 2).sum(axis=1)
         weights = None if batch.sample_weight is None else batch.sample_weight.astype(np.float64)

@@ -32,6 +32,7 @@ from scipy.optimize import linear_sum_assignment
 from gpuseg._backend import get_backend
 from gpuseg.choose_k import as_source
 from gpuseg.estimator import KMeans
+from gpuseg.kernels.types import ReusedBlock
 
 NEW_ROW = "new"
 GONE_COLUMN = "gone"
@@ -332,8 +333,12 @@ def spread_over(
     backend = get_backend(device)
     n_clusters = centers32.shape[0]
     sizes, distance = np.zeros(n_clusters), np.zeros(n_clusters)
+    outputs = ReusedBlock()
     for batch in source.batches():
-        assignment, sums = backend.assign_accumulate(batch.X, centers32, batch.sample_weight)
+        out = outputs.view(0, batch.X.shape[0])
+        assignment, sums = backend.assign_accumulate(
+            batch.X, centers32, batch.sample_weight, out=out
+        )
         rooted = np.sqrt(assignment.distances.astype(np.float64))
         if batch.sample_weight is not None:
             rooted *= batch.sample_weight

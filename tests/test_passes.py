@@ -8,7 +8,7 @@ from gpuseg._backend import CPUBackend
 from gpuseg._lloyd import run_pass
 from gpuseg.batches import ArraySource
 from gpuseg.kernels.counts import label_counts
-from gpuseg.kernels.types import Assignment, LabelsOnly
+from gpuseg.kernels.types import Assignment, LabelsOnly, ReusedBlock
 
 
 def _nearest_f64(X, centers):
@@ -39,6 +39,30 @@ def test_labels_only_views_share_one_scratch_block():
     assert np.shares_memory(second.labels, labels_only.labels[40:70])
     assert np.shares_memory(first.distances, second.distances)
     assert len(second.second_distances) == 30 and len(first.second_labels) == 40
+
+
+def test_reused_block_grows_for_a_longer_block_and_keeps_its_memory():
+    outputs = ReusedBlock()
+    short, longer, again = outputs.view(0, 10), outputs.view(10, 50), outputs.view(50, 60)
+    assert len(short) == 10 and len(longer) == 40 and len(again) == 10
+    assert not np.shares_memory(short.labels, longer.labels)
+    assert np.shares_memory(longer.labels, again.labels)
+    assert np.shares_memory(longer.second_distances, again.second_distances)
+
+
+def test_pass_without_outputs_matches_one_with_every_row():
+    rng = np.random.default_rng()
+    X = rng.standard_normal((4000, 5)).astype(np.float32)
+    weights = rng.uniform(0.5, 2.0, len(X)).astype(np.float32)
+    centers = rng.standard_normal((6, 5)).astype(np.float32)
+    source = ArraySource(X, weights, block_rows=900)
+    kept = run_pass(source, centers, CPUBackend(), Assignment.empty(len(X)))
+    reused = run_pass(source, centers, CPUBackend())
+    np.testing.assert_array_equal(reused.sums, kept.sums)
+    np.testing.assert_array_equal(reused.weights, kept.weights)
+    assert reused.inertia == kept.inertia
+    labels = _nearest_f64(X, centers)
+    np.testing.assert_allclose(kept.weights, np.bincount(labels, weights=weights, minlength=6))
 
 
 def test_label_counts_matches_bincount():
