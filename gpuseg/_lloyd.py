@@ -65,6 +65,23 @@ def run_pass(
     return total
 
 
+def nearest_labels(source: ArraySource, centers: np.ndarray, backend: CPUBackend) -> np.ndarray:
+    """Index of the nearest centre of every row of ``source`` (int32), block by block.
+
+    Only the labels are kept (:class:`LabelsOnly`) and no sums are computed, so labelling ``n``
+    rows writes fresh memory for ``n`` labels and one block of scratch.
+    """
+    centers32 = np.ascontiguousarray(centers, dtype=np.float32)
+    labels = LabelsOnly.empty(source.n_samples)
+    offset = 0
+    for batch in source.batches():
+        n_rows = batch.X.shape[0]
+        out = labels.view(offset, offset + n_rows)
+        backend.assign_accumulate(batch.X, centers32, accumulate=False, out=out)
+        offset += n_rows
+    return labels.labels
+
+
 def relocate_empty_clusters(
     centers: np.ndarray, weights: np.ndarray, far_source: ArraySource, backend: CPUBackend
 ) -> int:

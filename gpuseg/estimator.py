@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from gpuseg._backend import get_backend
 from gpuseg._engine import ALGORITHMS, FitSettings, default_sample_rows, fit_source
+from gpuseg._lloyd import nearest_labels, run_pass
 from gpuseg._minibatch import minibatch_step
 from gpuseg._seeding import kmeans_plusplus
 from gpuseg.batches import ArraySource
@@ -349,12 +350,12 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     # -- using the centres ------------------------------------------------------------------
 
-    def _assign(self, X, sample_weight=None):
+    def _rows(self, X, sample_weight=None) -> ArraySource:
+        """``X`` (and weights) validated against the fit, as float32 blocks."""
         check_is_fitted(self)
         X = self._validate(X, reset=False)
         weights = _check_sample_weight(sample_weight, X.shape[0])
-        centers = np.ascontiguousarray(self.cluster_centers_, dtype=np.float32)
-        return X, get_backend(self.device).assign_accumulate(_as_float32(X), centers, weights)
+        return ArraySource(_as_float32(X), weights)
 
     def predict(self, X) -> np.ndarray:
         """Index of the nearest centre of every row of ``X`` (int32)."""
@@ -363,8 +364,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             check_is_fitted(self)
             with dask_source:
                 return dask_source.assign_labels(self.cluster_centers_, get_backend(self.device))
-        _, (assignment, _) = self._assign(X)
-        return assignment.labels
+        return nearest_labels(self._rows(X), self.cluster_centers_, get_backend(self.device))
 
     def transform(self, X) -> np.ndarray:
         """Euclidean distance of every row to every centre, shape (n_samples, n_clusters)."""
@@ -376,8 +376,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """Opposite of the weighted inertia of ``X`` under the fitted centres."""
-        _, (_, sums) = self._assign(X, sample_weight)
-        return -float(sums.inertia)
+        rows = self._rows(X, sample_weight)
+        return -float(run_pass(rows, self.cluster_centers_, get_backend(self.device)).inertia)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -5,7 +5,7 @@ import pytest
 
 from gpuseg import KMeans
 from gpuseg._backend import CPUBackend
-from gpuseg._lloyd import run_pass
+from gpuseg._lloyd import nearest_labels, run_pass
 from gpuseg.batches import ArraySource
 from gpuseg.kernels.counts import label_counts
 from gpuseg.kernels.types import Assignment, LabelsOnly, ReusedBlock
@@ -30,6 +30,23 @@ def test_labels_only_pass_writes_every_blocks_labels(block_rows):
     np.testing.assert_array_equal(labels_only.labels, _nearest_f64(X, centers))
     np.testing.assert_array_equal(sums_labels.sums, sums_full.sums)
     assert sums_labels.inertia == sums_full.inertia
+
+
+def test_nearest_labels_of_every_block():
+    rng = np.random.default_rng()
+    X = rng.standard_normal((2000, 3)).astype(np.float32)
+    centers = rng.standard_normal((5, 3))
+    labels = nearest_labels(ArraySource(X, block_rows=333), centers, CPUBackend())
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(labels, _nearest_f64(X, centers))
+
+
+def test_score_is_minus_the_fit_inertia_on_the_same_rows():
+    rng = np.random.default_rng()
+    X = rng.standard_normal((3000, 4))
+    weights = rng.uniform(0.5, 2.0, len(X))
+    km = KMeans(n_clusters=4, random_state=int(rng.integers(1000))).fit(X, sample_weight=weights)
+    assert km.score(X, sample_weight=weights) == -km.inertia_
 
 
 def test_labels_only_views_share_one_scratch_block():
