@@ -50,10 +50,10 @@ def test_only_the_distributed_module_imports_dask():
 
 def test_only_the_backend_imports_the_kernels():
     def kernels(module):
-        # Their data types aside, and the column interleave that fills Parquet blocks in host
-        # memory (no device twin, nothing to dispatch).
+        # Their data types aside, and the host-memory helpers with no device twin, nothing to
+        # dispatch: the column interleave that fills Parquet blocks, and counting labels.
         return under(module, "gpuseg.kernels") and not any(
-            under(module, f"gpuseg.kernels.{name}") for name in ("types", "interleave")
+            under(module, f"gpuseg.kernels.{name}") for name in ("types", "interleave", "counts")
         )
 
     assert importers(kernels) == {"gpuseg/_backend.py"}
