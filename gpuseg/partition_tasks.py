@@ -10,6 +10,7 @@ oversampling, candidate weights). None of them imports Dask; the graph around th
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pyarrow.parquet as pq
 from gpuseg._backend import CPUBackend
 from gpuseg.batches import Batch, concatenate
 from gpuseg.errors import DataError
-from gpuseg.kernels.types import ClusterSums
+from gpuseg.kernels.types import Assignment, ClusterSums, ReusedBlock
 from gpuseg.labels import write_labels_file
 from gpuseg.parquet import ParquetSource
 from gpuseg.plan import FeaturePlan
@@ -92,11 +93,26 @@ def n_rows(batch: Batch) -> int:
     return batch.X.shape[0]
 
 
+# Each worker thread's block of per-row outputs for passes that keep none (see ReusedBlock): the
+# passes of a fit then do not write fresh memory for every partition.
+_thread_outputs = threading.local()
+
+
+def _discarded_outputs(n_rows: int) -> Assignment:
+    """An assignment of ``n_rows`` rows over this thread's reused block."""
+    outputs = getattr(_thread_outputs, "block", None)
+    if outputs is None:
+        outputs = _thread_outputs.block = ReusedBlock()
+    return outputs.view(0, n_rows)
+
+
 def partition_sums(batch: Batch, centers: np.ndarray, backend: CPUBackend) -> ClusterSums:
     """The fused pass over one partition: its per-centre float64 sums only."""
-    if batch.X.shape[0] == 0:
+    n_rows = batch.X.shape[0]
+    if n_rows == 0:
         return ClusterSums.zeros(*centers.shape)
-    _, sums = backend.assign_accumulate(batch.X, centers, batch.sample_weight)
+    out = _discarded_outputs(n_rows)
+    _, sums = backend.assign_accumulate(batch.X, centers, batch.sample_weight, out=out)
     return sums
 
 

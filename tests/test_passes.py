@@ -102,3 +102,20 @@ def test_fit_cluster_sizes_count_the_labels():
     km = KMeans(n_clusters=5, random_state=int(rng.integers(1000))).fit(X)
     np.testing.assert_array_equal(km.cluster_sizes_, np.bincount(km.labels_, minlength=5))
     np.testing.assert_array_equal(km.labels_, km.predict(X))
+
+
+def test_partition_sums_through_a_reused_block_match_a_fresh_pass():
+    from gpuseg.batches import Batch
+    from gpuseg.kernels import assign_accumulate
+    from gpuseg.partition_tasks import partition_sums
+
+    rng = np.random.default_rng()
+    centers = rng.standard_normal((5, 4)).astype(np.float32)
+    weights = rng.uniform(0.5, 2.0, 1200).astype(np.float32)
+    for n_rows in (300, 1200, 50, 800, 1200, 7):  # the block grows, then serves shorter ones
+        X = rng.standard_normal((n_rows, 4)).astype(np.float32)
+        got = partition_sums(Batch(X, weights[:n_rows]), centers, CPUBackend())
+        _, expected = assign_accumulate(X, centers, weights[:n_rows])
+        np.testing.assert_array_equal(got.sums, expected.sums)
+        np.testing.assert_array_equal(got.weights, expected.weights)
+        assert got.inertia == expected.inertia
