@@ -42,7 +42,8 @@ def run_pass(
     A source that runs the pass where its data lives (a Dask cluster) does so through its own
     ``pass_sums``. When ``assignment`` is given (one row per source row), the labels of every
     block are written into it (an :class:`Assignment` keeps every per-row output, a
-    :class:`LabelsOnly` the labels). ``progress`` is the label of a progress bar (rows and
+    :class:`LabelsOnly` the labels); without it they go to one :class:`ReusedBlock`, so a pass
+    writes no fresh memory per block. ``progress`` is the label of a progress bar (rows and
     rows/s) on stderr, or ``None`` for none.
     """
     if hasattr(source, "pass_sums"):
