@@ -262,9 +262,14 @@ def _block_distances(builder, column, centers_data, row_stride, j0, n, n_centers
             for j in range(n_centers):
                 c_ptr = builder.gep(centers_data, [builder.add(c_row, _I64(j))], source_etype=_F32)
                 diff = builder.fsub(x, _splat(builder, builder.load(c_ptr), _VEC), flags=_FLAGS)
-                square = builder.fmul(diff, diff, flags=_FLAGS)
-                acc[j] = builder.fadd(acc[j], square, flags=_FLAGS)
+                acc[j] = builder.call(fma, [diff, diff, acc[j]])
         return acc
+
+    # An explicit fused multiply-add per term (rather than contraction, which left LLVM free to
+    # fuse the first two terms either way round), so that a scalar loop can match it bit for bit.
+    fma = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v16f32"
+    )
 
     zero = ir.Constant(_VEC, [0.0] * LANES)
     if n <= _MAX_UNROLLED_FEATURES:
