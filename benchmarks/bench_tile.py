@@ -45,8 +45,9 @@ def _make_loop(n_features: int):
         for _ in range(reps):
             for tile in range(n_tiles):
                 nearest_in_tile(
-                    X, tile * LANES, centers_t, tile_x, tile_d, tile_j, n_features, CENTER_BLOCK
-                )
+                    X, tile * LANES, centers_t, tile_x, tile_d, tile_j, n_features, CENTER_BLOCK,
+                    True,
+                )  # fmt: skip
                 if with_sums:
                     accumulate_tile(
                         X, unit_weight, tile * LANES, tile_d, tile_j,

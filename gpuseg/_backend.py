@@ -35,9 +35,12 @@ class CPUBackend:
         *,
         accumulate: bool = True,
         out: Assignment | None = None,
+        runner_up: bool = True,
     ) -> tuple[Assignment, ClusterSums]:
         """The fused pass over one block (see :func:`gpuseg.kernels.assign_accumulate`)."""
-        return kernels.assign_accumulate(X, centers, sample_weight, accumulate=accumulate, out=out)
+        return kernels.assign_accumulate(
+            X, centers, sample_weight, accumulate=accumulate, out=out, runner_up=runner_up
+        )
 
     def squared_distances(self, X: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Squared distances of every row to a few candidate centres (k-means++ seeding)."""
@@ -92,10 +95,12 @@ class CUDABackend:
         *,
         accumulate: bool = True,
         out: Assignment | None = None,
+        runner_up: bool = True,
     ) -> tuple[Assignment, ClusterSums]:
         """The fused pass over one block (NumPy, CuPy or numba device array); host results.
 
         Same contract as :func:`gpuseg.kernels.assign_accumulate`; ``out`` holds NumPy arrays.
+        The CUDA kernels find the runner-up whatever ``runner_up`` says.
         """
         from gpuseg.kernels import cuda_fused
 

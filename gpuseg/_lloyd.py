@@ -51,6 +51,7 @@ def run_pass(
     centers32 = np.ascontiguousarray(centers, dtype=np.float32)
     total = ClusterSums.zeros(*centers.shape)
     outputs = ReusedBlock() if assignment is None else assignment
+    runner_up = isinstance(assignment, Assignment)  # the others keep no runner-up
     offset = 0
     with tqdm(
         total=getattr(source, "n_samples", None), desc=progress, unit="rows", unit_scale=True,
@@ -59,7 +60,9 @@ def run_pass(
         for batch in source.batches():
             n_rows = batch.X.shape[0]
             out = outputs.view(offset, offset + n_rows)
-            _, sums = backend.assign_accumulate(batch.X, centers32, batch.sample_weight, out=out)
+            _, sums = backend.assign_accumulate(
+                batch.X, centers32, batch.sample_weight, out=out, runner_up=runner_up
+            )
             total.add(sums)
             offset += n_rows
             bar.update(n_rows)
@@ -78,7 +81,7 @@ def nearest_labels(source: ArraySource, centers: np.ndarray, backend: CPUBackend
     for batch in source.batches():
         n_rows = batch.X.shape[0]
         out = labels.view(offset, offset + n_rows)
-        backend.assign_accumulate(batch.X, centers32, accumulate=False, out=out)
+        backend.assign_accumulate(batch.X, centers32, accumulate=False, out=out, runner_up=False)
         offset += n_rows
     return labels.labels
 

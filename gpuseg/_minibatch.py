@@ -29,7 +29,7 @@ def minibatch_step(
     to it at assignment time. Returns the batch inertia per unit weight (before the move).
     """
     centers32 = np.ascontiguousarray(centers, dtype=np.float32)
-    _, batch = backend.assign_accumulate(X, centers32, sample_weight)
+    _, batch = backend.assign_accumulate(X, centers32, sample_weight, runner_up=False)
     hit = batch.weights > 0
     new_counts = counts + batch.weights
     centers[hit] = (centers[hit] * counts[hit, None] + batch.sums[hit]) / new_counts[hit, None]

@@ -133,7 +133,9 @@ def cluster_statistics(source, centers: np.ndarray, *, device: str = "auto") -> 
     outputs = ReusedBlock()
     for batch in source.batches():
         out = outputs.view(0, batch.X.shape[0])
-        _, sums = backend.assign_accumulate(batch.X, centers32, batch.sample_weight, out=out)
+        _, sums = backend.assign_accumulate(
+            batch.X, centers32, batch.sample_weight, out=out, runner_up=False
+        )
         totals.add(sums)
     with np.errstate(divide="ignore", invalid="ignore"):
         means = totals.sums / totals.weights[:, None]
@@ -141,7 +143,9 @@ def cluster_statistics(source, centers: np.ndarray, *, device: str = "auto") -> 
     distance = np.zeros(n_clusters)
     for batch in source.batches():
         out = outputs.view(0, batch.X.shape[0])
-        assignment, _ = backend.assign_accumulate(batch.X, centers32, accumulate=False, out=out)
+        assignment, _ = backend.assign_accumulate(
+            batch.X, centers32, accumulate=False, out=out, runner_up=False
+        )
         labels = assignment.labels
         squared = ((batch.X.astype(np.float64) - means[labels]) ** 2).sum(axis=1)
         weights = None if batch.sample_weight is None else batch.sample_weight.astype(np.float64)

@@ -337,7 +337,7 @@ def spread_over(
     for batch in source.batches():
         out = outputs.view(0, batch.X.shape[0])
         assignment, sums = backend.assign_accumulate(
-            batch.X, centers32, batch.sample_weight, out=out
+            batch.X, centers32, batch.sample_weight, out=out, runner_up=False
         )
         rooted = np.sqrt(assignment.distances.astype(np.float64))
         if batch.sample_weight is not None:

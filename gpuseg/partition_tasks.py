@@ -112,7 +112,9 @@ def partition_sums(batch: Batch, centers: np.ndarray, backend: CPUBackend) -> Cl
     if n_rows == 0:
         return ClusterSums.zeros(*centers.shape)
     out = _discarded_outputs(n_rows)
-    _, sums = backend.assign_accumulate(batch.X, centers, batch.sample_weight, out=out)
+    _, sums = backend.assign_accumulate(
+        batch.X, centers, batch.sample_weight, out=out, runner_up=False
+    )
     return sums
 
 

@@ -319,3 +319,28 @@ def _protect(address: int, size: int, writable: bool = False) -> None:
     prot = mmap.PROT_READ | mmap.PROT_WRITE if writable else 0  # PROT_NONE
     if libc.mprotect(ctypes.c_void_p(address), ctypes.c_size_t(size), prot) != 0:
         raise OSError(ctypes.get_errno(), "mprotect failed")
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "n_features", "n_clusters", "weighted"),
+    [(5000, 16, 8, False), (3001, 5, 13, True), (2000, 8, 70, False), (999, 3, 1, True),
+     (1500, 70, 9, False)],
+)  # fmt: skip
+def test_nearest_only_pass_gives_the_same_labels_distances_and_totals(
+    n_samples, n_features, n_clusters, weighted
+):
+    rng = np.random.default_rng()
+    X = np.round(rng.standard_normal((n_samples, n_features)) * 2).astype(np.float32)  # ties
+    weights = rng.uniform(0.5, 2.0, n_samples).astype(np.float32) if weighted else None
+    centers = X[rng.choice(n_samples, n_clusters, replace=False)]
+    full, full_sums = assign_accumulate_direct(X, centers, weights)
+    out = Assignment.empty(n_samples)
+    out.second_labels[:] = 7
+    out.second_distances[:] = 7.0
+    nearest, sums = assign_accumulate_direct(X, centers, weights, out=out, runner_up=False)
+    np.testing.assert_array_equal(nearest.labels, full.labels)
+    np.testing.assert_array_equal(nearest.distances, full.distances)
+    np.testing.assert_array_equal(sums.sums, full_sums.sums)
+    np.testing.assert_array_equal(sums.weights, full_sums.weights)
+    assert sums.inertia == full_sums.inertia
+    assert (nearest.second_labels == 7).all() and (nearest.second_distances == 7.0).all()

@@ -2,7 +2,7 @@
 
 Entry points
 ------------
-assign_accumulate(X, centers, sample_weight=None, *, accumulate=True, out=None)
+assign_accumulate(X, centers, sample_weight=None, *, accumulate=True, out=None, runner_up=True)
     The fused pass, through the direct kernel or the matrix-product path, chosen by size.
 """
 
@@ -46,10 +46,15 @@ def assign_accumulate(
     *,
     accumulate: bool = True,
     out: Assignment | None = None,
+    runner_up: bool = True,
 ) -> tuple[Assignment, ClusterSums]:
     """Fused pass on the CPU, through the kernel that suits ``centers``' size.
 
-    See :func:`gpuseg.kernels.fused.assign_accumulate` for parameters and returns.
+    See :func:`gpuseg.kernels.fused.assign_accumulate` for parameters and returns (the
+    matrix-product path finds the runner-up whatever ``runner_up`` says).
     """
-    kernel = assign_accumulate_gemm if uses_gemm(*centers.shape) else assign_accumulate_direct
-    return kernel(X, centers, sample_weight, accumulate=accumulate, out=out)
+    if uses_gemm(*centers.shape):
+        return assign_accumulate_gemm(X, centers, sample_weight, accumulate=accumulate, out=out)
+    return assign_accumulate_direct(
+        X, centers, sample_weight, accumulate=accumulate, out=out, runner_up=runner_up
+    )

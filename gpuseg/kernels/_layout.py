@@ -80,8 +80,10 @@ def fold_distance(d, j, t, tile_d, tile_j):
 
 
 @numba.njit(inline="always")
-def store_tile(start, n_rows, tile_d, tile_j, labels, distances, second_labels, second_distances):
-    """Copy a tile's nearest and runner-up into the output rows ``start:start + n_rows``."""
+def store_tile(
+    start, n_rows, tile_d, tile_j, labels, distances, second_labels, second_distances, runner_up
+):  # fmt: skip
+    """Copy a tile's nearest (and runner-up, when kept) into rows ``start:start + n_rows``."""
     labels_out = labels[start : start + n_rows]
     distances_out = distances[start : start + n_rows]
     second_labels_out = second_labels[start : start + n_rows]
@@ -89,8 +91,9 @@ def store_tile(start, n_rows, tile_d, tile_j, labels, distances, second_labels, 
     for t in range(n_rows):
         labels_out[t] = tile_j[0, t]
         distances_out[t] = tile_d[0, t]
-        second_labels_out[t] = tile_j[1, t]
-        second_distances_out[t] = tile_d[1, t]
+        if runner_up:
+            second_labels_out[t] = tile_j[1, t]
+            second_distances_out[t] = tile_d[1, t]
 
 
 @numba.njit(inline="always")

@@ -4,7 +4,7 @@ numba compiles with LLVM's SLP vectoriser off, and the loop vectoriser, given a 
 rows per centre, reloads the tile for every centre. These intrinsics are written as LLVM vector IR
 instead (``<16 x float>``: one AVX-512 register; LLVM splits it on narrower machines):
 
-``nearest_in_tile(X, start, centers_t, tile_x, tile_d, tile_j, n_features, n_block)``
+``nearest_in_tile(X, start, centers_t, tile_x, tile_d, tile_j, n_features, n_block, runner_up)``
     The 16 rows from ``start`` are loaded and transposed in registers into one vector per
     feature (16 features at a time, or from 128-bit loads when a row is 4, 8, 12 or 16
     features). Squared distances ``sum_f (x[f] - centers_t[f, j])^2`` to a block of ``n_block``
@@ -284,9 +284,10 @@ def _block_distances(builder, column, centers_data, row_stride, j0, n, n_centers
     return add_features([builder.load(s) for s in slots], _I64(n - n % LANES), n % LANES)
 
 
-def _fold_block(builder, acc, j0, state):
+def _fold_block(builder, acc, j0, state, runner_up=True):
     """Fold a block's distance vectors into ``state``: the running ``(best_d, best_j, second_d,
-    second_j)``, or ``None`` for the first block. Returns the new state.
+    second_j)``, or ``None`` for the first block. Returns the new state. Without ``runner_up``
+    only the nearest is kept (``second_d``/``second_j`` are ``None``), by the same comparisons.
 
     The block's own nearest and runner-up come from a tree of pairwise merges (centres ``2i`` and
     ``2i + 1``, then pairs of pairs), which the state then absorbs: the order by distance, then
@@ -299,6 +300,8 @@ def _fold_block(builder, acc, j0, state):
     def index(j):
         return _splat(builder, builder.add(j0_32, _I32(j)), _IVEC)
 
+    if not runner_up:
+        return _fold_nearest(builder, acc, index, state)
     inf = ir.Constant(_VEC, [float("inf")] * LANES)
     none = ir.Constant(_IVEC, [-1] * LANES)
     tops = []
@@ -328,6 +331,23 @@ def _fold_block(builder, acc, j0, state):
     return best_d, best_j, second_d, builder.select(has_second, second_j, none)
 
 
+def _fold_nearest(builder, acc, index, state):
+    """:func:`_fold_block` without the runner-up: the same tree of pairwise merges, each keeping
+    the nearer of two (the lower index on equal distances)."""
+
+    def nearer(a, b):  # every index in a below every index in b
+        b_wins = builder.fcmp_ordered("<", b[0], a[0])
+        return builder.select(b_wins, b[0], a[0]), builder.select(b_wins, b[1], a[1])
+
+    tops = [(d, index(j)) for j, d in enumerate(acc)]
+    while len(tops) > 1:
+        n_pairs = len(tops) // 2
+        merged = [nearer(tops[2 * i], tops[2 * i + 1]) for i in range(n_pairs)]
+        tops = merged + tops[2 * n_pairs :]
+    best = tops[0] if state is None else nearer(state[:2], tops[0])
+    return (*best, None, None)
+
+
 def _merge_top2(builder, a, b):
     """The nearest and runner-up of two ``(best_d, best_j, second_d, second_j)`` lists, every
     index in ``a`` below every index in ``b``.
@@ -350,7 +370,9 @@ def _merge_top2(builder, a, b):
 
 
 @intrinsic
-def nearest_in_tile(typingctx, X, start, centers_t, tile_x, tile_d, tile_j, n_features, n_block):
+def nearest_in_tile(
+    typingctx, X, start, centers_t, tile_x, tile_d, tile_j, n_features, n_block, runner_up
+):
     """Nearest and runner-up centre of the 16 rows ``X[start:start + 16]``, into ``tile_d``/``j``.
 
     ``X`` is ``(n_samples, n_features)`` float32 (read; the 16 rows must exist), ``centers_t``
@@ -358,18 +380,24 @@ def nearest_in_tile(typingctx, X, start, centers_t, tile_x, tile_d, tile_j, n_fe
     ``tile_j`` ``(2, 16)`` float32/int32 (written: nearest in row 0, runner-up in row 1, one lane
     per row). The rows are transposed in registers into one vector per feature, then every block
     of ``n_block`` centres is folded in, in increasing order. Rows of up to 64 features stay in
-    registers; wider ones go through ``tile_x`` (``(n_features, 16)`` float32 scratch).
+    registers; wider ones go through ``tile_x`` (``(n_features, 16)`` float32 scratch). Without
+    ``runner_up`` (a literal bool) only the nearest is found and row 1 is left as it was.
     """
     if not all(isinstance(v, types.IntegerLiteral) for v in (n_features, n_block)):
         return None
+    if not isinstance(runner_up, types.BooleanLiteral):
+        return None
     if not _c_arrays(X, centers_t, tile_x, tile_d, tile_j):
         return None
-    sig = types.void(X, start, centers_t, tile_x, tile_d, tile_j, n_features, n_block)
+    sig = types.void(X, start, centers_t, tile_x, tile_d, tile_j, n_features, n_block, runner_up)
 
     def codegen(context, builder, signature, args):
         arrays = [_array(context, builder, signature, args, i) for i in (0, 2, 3, 4, 5)]
         row = context.cast(builder, args[1], signature.args[1], types.intp)
-        _nearest(builder, *arrays, row, n_features.literal_value, n_block.literal_value)
+        _nearest(
+            builder, *arrays, row, n_features.literal_value, n_block.literal_value,
+            runner_up.literal_value,
+        )  # fmt: skip
         return context.get_dummy_value()
 
     return sig, codegen
@@ -380,7 +408,7 @@ def _array(context, builder, signature, args, i):
     return context.make_array(signature.args[i])(context, builder, args[i])
 
 
-def _nearest(builder, x, centers, tile_x, tile_d, tile_j, row, n, n_centers):
+def _nearest(builder, x, centers, tile_x, tile_d, tile_j, row, n, n_centers, runner_up):
     """Emit the nearest/runner-up search of the 16 rows from ``row`` (see nearest_in_tile)."""
     d_data, j_data, t_data = tile_d.data, tile_j.data, tile_x.data
     row_stride = cgutils.unpack_tuple(builder, centers.shape, 2)[1]
@@ -397,53 +425,63 @@ def _nearest(builder, x, centers, tile_x, tile_d, tile_j, row, n, n_centers):
     def distances(j0):
         return _block_distances(builder, column, centers.data, row_stride, j0, n, n_centers)
 
-    state = _fold_block(builder, distances(_I64(0)), _I64(0), None)
+    state = _fold_block(builder, distances(_I64(0)), _I64(0), None, runner_up)
     _store_state(builder, state, d_data, j_data)
     n_blocks = builder.sdiv(row_stride, _I64(n_centers))
     with cgutils.for_range(builder, builder.sub(n_blocks, _I64(1))) as loop:
         j0 = builder.mul(builder.add(loop.index, _I64(1)), _I64(n_centers))
-        state = _load_state(builder, d_data, j_data)
-        _store_state(builder, _fold_block(builder, distances(j0), j0, state), d_data, j_data)
+        state = _load_state(builder, d_data, j_data, runner_up)
+        state = _fold_block(builder, distances(j0), j0, state, runner_up)
+        _store_state(builder, state, d_data, j_data)
 
 
-def _load_state(builder, d_data, j_data):
-    """The running ``(best_d, best_j, second_d, second_j)`` held in ``tile_d``/``tile_j``."""
+def _load_state(builder, d_data, j_data, runner_up=True):
+    """The running ``(best_d, best_j, second_d, second_j)`` held in ``tile_d``/``tile_j`` (the
+    last two ``None`` without ``runner_up``)."""
+    best = (_load(builder, d_data, _I64(0)), _load(builder, j_data, _I64(0), _IVEC))
+    if not runner_up:
+        return (*best, None, None)
     return (
-        _load(builder, d_data, _I64(0)),
-        _load(builder, j_data, _I64(0), _IVEC),
+        *best,
         _load(builder, d_data, _I64(LANES)),
         _load(builder, j_data, _I64(LANES), _IVEC),
     )
 
 
 def _store_state(builder, state, d_data, j_data):
-    """Write the running nearest and runner-up into ``tile_d``/``tile_j``."""
+    """Write the running nearest (and runner-up, when kept) into ``tile_d``/``tile_j``."""
     best_d, best_j, second_d, second_j = state
     _store(builder, best_d, d_data, _I64(0))
-    _store(builder, second_d, d_data, _I64(LANES))
     _store(builder, best_j, j_data, _I64(0))
-    _store(builder, second_j, j_data, _I64(LANES))
+    if second_d is not None:
+        _store(builder, second_d, d_data, _I64(LANES))
+        _store(builder, second_j, j_data, _I64(LANES))
 
 
 @intrinsic
 def store_tile_lanes(
-    typingctx, start, tile_d, tile_j, labels, distances, second_labels, second_distances, streaming
-):
+    typingctx, start, tile_d, tile_j, labels, distances, second_labels, second_distances,
+    streaming, runner_up,
+):  # fmt: skip
     """Write a whole tile's nearest and runner-up (``tile_d``/``tile_j``) to rows ``start:+16``.
 
-    Four 16-lane vector stores. With ``streaming`` they are non-temporal: written straight to
-    memory, without first reading the output's cache lines in or evicting the block being read;
-    every output row ``start`` must then sit on a 64-byte boundary. A streaming kernel ends with
-    :func:`store_fence`.
+    Four 16-lane vector stores (two, the nearest only, without ``runner_up``, a literal bool).
+    With ``streaming`` they are non-temporal: written straight to memory, without first reading
+    the output's cache lines in or evicting the block being read; every output row ``start`` must
+    then sit on a 64-byte boundary. A streaming kernel ends with :func:`store_fence`.
     """
     outputs = (labels, distances, second_labels, second_distances)
     if not _c_arrays(tile_d, tile_j) or not all(
         isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" for a in outputs
     ):
         return None
+    if not isinstance(runner_up, types.BooleanLiteral):
+        return None
+    keep_second = runner_up.literal_value
     sig = types.void(
-        start, tile_d, tile_j, labels, distances, second_labels, second_distances, streaming
-    )
+        start, tile_d, tile_j, labels, distances, second_labels, second_distances, streaming,
+        runner_up,
+    )  # fmt: skip
 
     def codegen(context, builder, signature, args):
         row = context.cast(builder, args[0], signature.args[0], types.intp)
@@ -451,8 +489,10 @@ def store_tile_lanes(
             _array(context, builder, signature, args, i).data for i in range(1, 7)
         )
         streaming = context.cast(builder, args[7], signature.args[7], types.boolean)
-        best_d, best_j, second_d, second_j = _load_state(builder, d_data, j_data)
+        best_d, best_j, second_d, second_j = _load_state(builder, d_data, j_data, keep_second)
         vectors = (best_j, best_d, second_j, second_d)  # labels, distances, second_...
+        if not keep_second:
+            vectors, targets = vectors[:2], targets[:2]
         non_temporal = builder.module.add_metadata([_I32(1)])
         with builder.if_else(streaming) as (then, otherwise):
             with then:

@@ -56,7 +56,7 @@ from gpuseg.kernels._simd import (
 )
 from gpuseg.kernels.types import Assignment, ClusterSums
 
-_KERNELS: dict[int, numba.core.registry.CPUDispatcher] = {}
+_KERNELS: dict[tuple[int, bool], numba.core.registry.CPUDispatcher] = {}
 
 # Centres whose distances are computed together, each in its own register, so that a tile's feature
 # row is loaded once per block rather than once per centre; ``centers_t`` is padded to a multiple.
@@ -76,10 +76,11 @@ PREFETCH_L2_TILES = 24
 _INLINED_SOURCE_DIGEST = source_digest("_layout.py", "_simd.py")
 
 
-def _make_assign_accumulate_cpu(n_features: int):
+def _make_assign_accumulate_cpu(n_features: int, runner_up: bool):
     """Compile the fused kernel for one ``n_features``, a constant of the compiled code (its
-    loops over features unroll). Weights and sums are run-time flags: one kernel, compiled once
-    per feature count, serves ``fit``, weighted fits and ``predict``.
+    loops over features unroll), with or without the runner-up (a constant too). Weights and
+    sums are run-time flags: one kernel per feature count serves ``fit``, weighted fits and
+    ``predict``.
     """
     inlined_source = _INLINED_SOURCE_DIGEST
 
@@ -126,11 +127,12 @@ def _make_assign_accumulate_cpu(n_features: int):
                 prefetch_tile(X, start + PREFETCH_TILES * LANES, n_features, 1)
                 prefetch_tile(X, start + PREFETCH_L2_TILES * LANES, n_features, 2)
                 nearest_in_tile(
-                    X, start, centers_t, tile_x, tile_d, tile_j, n_features, CENTER_BLOCK
-                )
+                    X, start, centers_t, tile_x, tile_d, tile_j, n_features, CENTER_BLOCK,
+                    runner_up,
+                )  # fmt: skip
                 store_tile_lanes(
                     start, tile_d, tile_j,
-                    labels, distances, second_labels, second_distances, streaming,
+                    labels, distances, second_labels, second_distances, streaming, runner_up,
                 )  # fmt: skip
             if accumulate and n_tiles > 0:
                 accumulate_tile_of(
@@ -143,11 +145,12 @@ def _make_assign_accumulate_cpu(n_features: int):
                 # The transpose always reads 16 rows: a chunk's short last tile is copied out.
                 tile_rows[:n_rows] = X[start:chunk_stop]
                 nearest_in_tile(
-                    tile_rows, 0, centers_t, tile_x, tile_d, tile_j, n_features, CENTER_BLOCK
-                )
+                    tile_rows, 0, centers_t, tile_x, tile_d, tile_j, n_features, CENTER_BLOCK,
+                    runner_up,
+                )  # fmt: skip
                 store_tile(
                     start, n_rows, tile_d, tile_j,
-                    labels, distances, second_labels, second_distances,
+                    labels, distances, second_labels, second_distances, runner_up,
                 )  # fmt: skip
                 if accumulate:
                     accumulate_rows(
@@ -209,11 +212,13 @@ def padded_centers_t(centers: np.ndarray) -> np.ndarray:
     return centers_t
 
 
-def get_kernel(n_features: int):
-    """Return the fused CPU kernel for ``n_features``, compiling it on first use."""
-    kernel = _KERNELS.get(n_features)
+def get_kernel(n_features: int, runner_up: bool = True):
+    """Return the fused CPU kernel for ``n_features`` (with or without the runner-up),
+    compiling it on first use."""
+    kernel = _KERNELS.get((n_features, runner_up))
     if kernel is None:
-        kernel = _KERNELS[n_features] = _make_assign_accumulate_cpu(n_features)
+        kernel = _make_assign_accumulate_cpu(n_features, runner_up)
+        _KERNELS[n_features, runner_up] = kernel
     return kernel
 
 
@@ -250,6 +255,7 @@ def assign_accumulate(
     *,
     accumulate: bool = True,
     out: Assignment | None = None,
+    runner_up: bool = True,
 ) -> tuple[Assignment, ClusterSums]:
     """Assign every row to its nearest and runner-up centre and sum the rows per centre.
 
@@ -265,6 +271,9 @@ def assign_accumulate(
         Whether to compute the per-centre sums (``False`` serves ``predict``).
     out : Assignment, optional
         Buffers to write the per-row results into; allocated when omitted.
+    runner_up : bool, default True
+        Whether to find the runner-up; without it ``second_labels`` and ``second_distances``
+        are left as they were (a pass that keeps only labels and totals, which are the same).
 
     Returns
     -------
@@ -292,7 +301,7 @@ def assign_accumulate(
     sums_p, weights_p, inertia_p = empty_partials(n_chunks, n_clusters, n_features)
     weights_in, weighted = weights_argument(sample_weight)
     outputs = (out.labels, out.distances, out.second_labels, out.second_distances)
-    get_kernel(n_features)(
+    get_kernel(n_features, runner_up)(
         X, weights_in, weighted, accumulate, padded_centers_t(centers), rows_per_chunk,
         streams_outputs(outputs), *outputs, sums_p, weights_p, inertia_p,
     )  # fmt: skip
