@@ -49,10 +49,6 @@ _VEC = ir.VectorType(_F32, LANES)
 _IVEC = ir.VectorType(_I32, LANES)
 _MASK = ir.VectorType(ir.IntType(1), LANES)
 
-# Contraction turns each squared difference's add into an FMA. No-NaN/no-inf flags are left out so
-# that infinite and NaN distances compare as they should.
-_FLAGS = ("contract",)
-
 # Feature loops are unrolled up to this many features; wider rows loop over blocks of 16.
 _MAX_UNROLLED_FEATURES = 64
 
@@ -261,7 +257,7 @@ def _block_distances(builder, column, centers_data, row_stride, j0, n, n_centers
             c_row = builder.add(builder.mul(f_index, row_stride), j0)
             for j in range(n_centers):
                 c_ptr = builder.gep(centers_data, [builder.add(c_row, _I64(j))], source_etype=_F32)
-                diff = builder.fsub(x, _splat(builder, builder.load(c_ptr), _VEC), flags=_FLAGS)
+                diff = builder.fsub(x, _splat(builder, builder.load(c_ptr), _VEC))
                 acc[j] = builder.call(fma, [diff, diff, acc[j]])
         return acc
 

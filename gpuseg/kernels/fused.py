@@ -16,13 +16,14 @@ and, when accumulating, the float64 totals::
     inertia    = sum_i w_i distances[i]
 
 Distances are computed directly as sums of squared differences in float32 (no ``|x|^2 - 2x.c``
-cancellation), features summed in increasing order. Each chunk of rows is worked through in tiles
-of 16 rows, one row per lane of a 16-float vector (see :mod:`gpuseg.kernels._simd`): the tile is
-transposed in registers into one vector per feature, then the centres are taken in blocks of
-``CENTER_BLOCK``, each centre's 16 distances held in a register while each feature vector is
-reused across the block, and folded into the rows' nearest and runner-up. The kernel is compiled
-once per ``n_features``, which it holds as a constant; weights and sums are run-time flags (a
-missing weight is a 1).
+cancellation), features summed in increasing order, each term added by a fused multiply-add.
+Each chunk of rows is worked through in tiles of 16 rows, one row per lane of a 16-float vector
+(see :mod:`gpuseg.kernels._simd`): the tile is transposed in registers into one vector per
+feature, then the centres are taken in blocks of ``CENTER_BLOCK``, each centre's 16 distances held
+in a register while each feature vector is reused across the block, and folded into the rows'
+nearest and runner-up (or the nearest alone, for passes that keep no runner-up). The kernel is
+compiled once per ``n_features`` and runner-up choice, which it holds as constants; weights and
+sums are run-time flags (a missing weight is a 1).
 Totals are accumulated in float64 per chunk, one row at a time in row order (the inertia one
 total per lane), and the chunks are reduced in chunk order, so results do not depend on the
 thread count. Ties go to the lower centre index; a runner-up is reported only at a finite
