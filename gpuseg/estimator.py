@@ -137,7 +137,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     n_iter_ : int
         Exact passes over all rows run (epochs for "minibatch").
     cluster_sizes_ : ndarray of int64, shape (n_clusters,)
-        Training rows per segment.
+        Training rows per segment (for a batch source with a weight column: its weights per
+        segment, rounded, as the passes sum them without keeping labels).
     n_features_in_ : int
         Number of features seen in ``fit``.
 
