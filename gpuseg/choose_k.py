@@ -40,9 +40,10 @@ from scipy.spatial.distance import cdist
 from sklearn.metrics import silhouette_score
 
 from gpuseg._backend import get_backend
+from gpuseg._lloyd import run_pass
 from gpuseg.batches import ArraySource, BatchSource
 from gpuseg.estimator import KMeans, is_batch_source
-from gpuseg.kernels.types import ClusterSums, ReusedBlock
+from gpuseg.kernels.types import ReusedBlock
 
 DEFAULT_SAMPLE_SIZE = 10_000
 DEFAULT_MIN_SHARE = 0.02
@@ -128,19 +129,13 @@ def cluster_statistics(source, centers: np.ndarray, *, device: str = "auto") -> 
     source = as_source(source)
     backend = get_backend(device)
     centers32 = np.ascontiguousarray(centers, dtype=np.float32)
-    n_clusters, n_features = centers32.shape
-    totals = ClusterSums.zeros(n_clusters, n_features)
-    outputs = ReusedBlock()
-    for batch in source.batches():
-        out = outputs.view(0, batch.X.shape[0])
-        _, sums = backend.assign_accumulate(
-            batch.X, centers32, batch.sample_weight, out=out, runner_up=False
-        )
-        totals.add(sums)
+    n_clusters = centers32.shape[0]
+    totals = run_pass(source, centers32, backend)
     with np.errstate(divide="ignore", invalid="ignore"):
         means = totals.sums / totals.weights[:, None]
     within = np.zeros(n_clusters)
     distance = np.zeros(n_clusters)
+    outputs = ReusedBlock()
     for batch in source.batches():
         out = outputs.view(0, batch.X.shape[0])
         assignment, _ = backend.assign_accumulate(
