@@ -15,6 +15,8 @@ import math
 import numba
 import numpy as np
 
+from gpuseg.kernels.types import empty_aligned
+
 # Keeps every chunk's partial sums together under this many bytes, so large k x n_features does
 # not multiply memory by the chunk count.
 _PARTIALS_BUDGET_BYTES = 32 * 2**20
@@ -110,10 +112,9 @@ def accumulate_row(X, i, w, label, dist, sums, weights):
 
 def aligned_zeros(shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
     """Zeros whose data starts on a 64-byte boundary (a cache line, an AVX-512 vector)."""
-    size, itemsize = math.prod(shape), np.dtype(dtype).itemsize
-    buffer = np.zeros(size + 64 // itemsize, dtype=dtype)
-    skip = (-buffer.ctypes.data % 64) // itemsize
-    return buffer[skip : skip + size].reshape(shape)
+    array = empty_aligned(shape, dtype)
+    array.fill(0)
+    return array
 
 
 def empty_partials(n_chunks: int, n_clusters: int, n_features: int):

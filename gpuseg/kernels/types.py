@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 
-def _empty_aligned(n: int, dtype) -> np.ndarray:
-    """An uninitialised 1-D array whose data starts on a 64-byte boundary (a cache line)."""
-    itemsize = np.dtype(dtype).itemsize
-    buffer = np.empty(n + 64 // itemsize, dtype=dtype)
+def empty_aligned(shape: int | tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised array whose data starts on a 64-byte boundary (a cache line, an AVX-512
+    vector)."""
+    size, itemsize = math.prod(np.atleast_1d(shape)), np.dtype(dtype).itemsize
+    buffer = np.empty(size + 64 // itemsize, dtype=dtype)
     skip = (-buffer.ctypes.data % 64) // itemsize
-    return buffer[skip : skip + n]
+    return buffer[skip : skip + size].reshape(shape)
 
 
 @dataclass
@@ -40,10 +42,10 @@ class Assignment:
     def empty(cls, n_samples: int) -> Assignment:
         """Allocate an assignment for ``n_samples`` rows, each array on a 64-byte boundary."""
         return cls(
-            labels=_empty_aligned(n_samples, np.int32),
-            distances=_empty_aligned(n_samples, np.float32),
-            second_labels=_empty_aligned(n_samples, np.int32),
-            second_distances=_empty_aligned(n_samples, np.float32),
+            labels=empty_aligned(n_samples, np.int32),
+            distances=empty_aligned(n_samples, np.float32),
+            second_labels=empty_aligned(n_samples, np.int32),
+            second_distances=empty_aligned(n_samples, np.float32),
         )
 
     def __len__(self) -> int:
@@ -97,7 +99,7 @@ class LabelsOnly:
     @classmethod
     def empty(cls, n_samples: int) -> LabelsOnly:
         """Allocate the labels of ``n_samples`` rows on a 64-byte boundary."""
-        return cls(_empty_aligned(n_samples, np.int32))
+        return cls(empty_aligned(n_samples, np.int32))
 
     def __len__(self) -> int:
         return self.labels.shape[0]
