@@ -7,7 +7,8 @@ to stay in L2) and reports the best nanoseconds per tile of 16 rows, over ``--re
 - ``nearest``: the transposition, the distances to every centre and the nearest and runner-up
   (:func:`gpuseg.kernels._simd.nearest_in_tile`);
 - ``nearest_and_sums``: the same, then the tile's rows added to their centres' float64 sums
-  (:func:`gpuseg.kernels._simd.accumulate_tile`).
+  (:func:`gpuseg.kernels._simd.accumulate_tile`), into as many copies of the sums as the
+  fused kernel keeps for that many centres.
 
 This is the kernel's arithmetic without memory, Python calls or threads: the figure to compare
 kernel variants by, where a whole pass over 10M rows moves with everything else the host runs.
@@ -28,7 +29,7 @@ import numpy as np
 
 from gpuseg.kernels._layout import FASTMATH, aligned_zeros, empty_partials
 from gpuseg.kernels._simd import LANES, accumulate_tile, nearest_in_tile
-from gpuseg.kernels.fused import CENTER_BLOCK, padded_centers_t
+from gpuseg.kernels.fused import CENTER_BLOCK, padded_centers_t, sum_groups
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROWS = 2048
@@ -38,7 +39,9 @@ def _make_loop(n_features: int):
     """A compiled loop over a block's tiles, ``reps`` times, with the sums or without."""
 
     @numba.njit(fastmath=FASTMATH)
-    def loop(X, centers_t, reps, with_sums, tile_x, tile_d, tile_j, sums, weights, inertia):
+    def loop(
+        X, centers_t, reps, with_sums, tile_x, tile_d, tile_j, sums, weights, inertia, group_stride
+    ):  # fmt: skip
         n_tiles = X.shape[0] // LANES
         unit_weight = np.ones(1, dtype=np.float32)
         check = 0
@@ -51,7 +54,7 @@ def _make_loop(n_features: int):
                 if with_sums:
                     accumulate_tile(
                         X, unit_weight, tile * LANES, tile_d, tile_j,
-                        sums, weights, inertia, n_features, False,
+                        sums, weights, inertia, group_stride, n_features, False,
                     )  # fmt: skip
                 check += tile_j[0, 3]
         return check
@@ -70,12 +73,17 @@ def time_tile(n_features: int, n_clusters: int, repeats: int, seed: int) -> dict
     tile_d = aligned_zeros((2, LANES), np.float32)
     tile_j = aligned_zeros((2, LANES), np.int32)
     inertia = aligned_zeros((LANES,), np.float64)
-    sums, weights, _ = empty_partials(1, n_clusters, n_features)
+    n_groups = sum_groups(n_clusters)  # copies of the sums, as the fused kernel keeps them
+    sums, weights, _ = empty_partials(1, n_groups * n_clusters, n_features)
+    group_stride = n_clusters if n_groups > 1 else 0
     loop = _make_loop(n_features)
     reps = max(1, 4_000_000 // (ROWS * max(n_features, 8)))
     result = {"n_features": n_features, "n_clusters": n_clusters}
     for name, with_sums in (("nearest", False), ("nearest_and_sums", True)):
-        args = (X, centers_t, reps, with_sums, tile_x, tile_d, tile_j, sums[0], weights[0], inertia)
+        args = (
+            X, centers_t, reps, with_sums, tile_x, tile_d, tile_j,
+            sums[0], weights[0], inertia, group_stride,
+        )  # fmt: skip
         loop(*args[:2], 1, *args[3:])  # compile outside the timer
         best = float("inf")
         for _ in range(repeats):

@@ -192,6 +192,44 @@ def test_chunks_of_any_length_match_the_oracle(monkeypatch):
     np.testing.assert_allclose(cluster_sums.inertia, inertia, rtol=1e-6)
 
 
+@pytest.mark.parametrize("n_clusters", [1, 5, 8])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_few_centres_add_into_copies_of_the_totals_and_match_the_oracle(
+    monkeypatch, n_clusters, weighted
+):
+    X, centers, w = make_block(5000, 16, n_clusters, seed=n_clusters)
+    w = w if weighted else None
+    labels, _, best, sums, totals, inertia = oracle(X, centers, w)
+    assert fused.sum_groups(n_clusters) > 1
+    # 1001-row chunks: the short last tile of each chunk goes through accumulate_rows.
+    monkeypatch.setattr(fused, "chunk_layout", lambda n_samples, *_: (-(-n_samples // 1001), 1001))
+    assignment, cluster_sums = assign_accumulate_direct(X, centers, w)
+    np.testing.assert_array_equal(assignment.labels, labels)
+    np.testing.assert_allclose(assignment.distances, best, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(cluster_sums.sums, sums, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(cluster_sums.weights, totals, rtol=1e-12)
+    np.testing.assert_allclose(cluster_sums.inertia, inertia, rtol=1e-6)
+
+
+def test_partials_are_folded_chunk_by_chunk_and_copy_by_copy():
+    rng = np.random.default_rng()
+    n_chunks, n_groups, n_clusters, n_features = 3, 4, 5, 6
+    sums_p = rng.standard_normal((n_chunks, n_groups * n_clusters, n_features))
+    weights_p = rng.uniform(0, 1, (n_chunks, n_groups * n_clusters))
+    inertia_p = rng.uniform(0, 1, n_chunks)
+    total = fused.reduce_partials(sums_p, weights_p, inertia_p, n_clusters)
+    expected_sums = np.zeros((n_clusters, n_features))
+    expected_weights = np.zeros(n_clusters)
+    for chunk in range(n_chunks):
+        for group in range(n_groups):
+            rows = slice(group * n_clusters, (group + 1) * n_clusters)
+            expected_sums += sums_p[chunk, rows]
+            expected_weights += weights_p[chunk, rows]
+    np.testing.assert_array_equal(total.sums, expected_sums)
+    np.testing.assert_array_equal(total.weights, expected_weights)
+    assert total.inertia == inertia_p[0] + inertia_p[1] + inertia_p[2]
+
+
 def test_padding_centres_are_never_picked():
     # Rows far from every real centre: their distances overflow to inf, as a +inf padding centre's
     # do; the strict comparisons keep centre 0 and no runner-up rather than a padding index.

@@ -34,9 +34,12 @@ STREAMING_MIN_ROWS = 1 << 18
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
-def chunk_layout(n_samples: int, n_clusters: int, n_features: int) -> tuple[int, int]:
-    """Return ``(n_chunks, rows_per_chunk)`` for a block of ``n_samples`` rows."""
-    partial_bytes = 8 * n_clusters * (n_features + 1)
+def chunk_layout(
+    n_samples: int, n_clusters: int, n_features: int, n_groups: int = 1
+) -> tuple[int, int]:
+    """Return ``(n_chunks, rows_per_chunk)`` for a block of ``n_samples`` rows whose chunks each
+    keep ``n_groups`` copies of the per-centre totals."""
+    partial_bytes = 8 * n_groups * n_clusters * (n_features + 1)
     max_chunks = max(1, min(_MAX_CHUNKS, _PARTIALS_BUDGET_BYTES // partial_bytes))
     rows_per_chunk = max(_MIN_ROWS_PER_CHUNK, math.ceil(n_samples / max_chunks))
     rows_per_chunk = -(-rows_per_chunk // _CHUNK_ROW_MULTIPLE) * _CHUNK_ROW_MULTIPLE

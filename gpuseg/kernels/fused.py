@@ -25,9 +25,11 @@ nearest and runner-up (or the nearest alone, for passes that keep no runner-up).
 compiled once per ``n_features`` and runner-up choice, which it holds as constants; weights and
 sums are run-time flags (a missing weight is a 1).
 Totals are accumulated in float64 per chunk, one row at a time in row order (the inertia one
-total per lane), and the chunks are reduced in chunk order, so results do not depend on the
-thread count. Ties go to the lower centre index; a runner-up is reported only at a finite
-distance, so there is none when ``n_clusters == 1`` or every other centre's distance overflows.
+total per lane); with at most ``CENTER_BLOCK`` centres, into ``SUM_GROUPS`` copies of the sums
+and weights by each row's place in its tile. The chunks, and each chunk's copies, are reduced in
+order, so results do not depend on the thread count. Ties go to the lower centre index; a
+runner-up is reported only at a finite distance, so there is none when ``n_clusters == 1`` or
+every other centre's distance overflows.
 The per-row outputs of long blocks are written with non-temporal stores, which skip reading their
 cache lines in first, and the rows of each tile are prefetched into L2 many tiles ahead and into
 L1 a few tiles ahead.
@@ -47,6 +49,7 @@ from gpuseg.kernels._layout import (
 )
 from gpuseg.kernels._simd import (
     LANES,
+    SUM_GROUPS,
     accumulate_tile,
     add_scaled_row,
     nearest_in_tile,
@@ -98,9 +101,10 @@ def _make_assign_accumulate_cpu(n_features: int, runner_up: bool):
         distances,  # OUT (n_samples,) float32
         second_labels,  # OUT (n_samples,) int32
         second_distances,  # OUT (n_samples,) float32
-        sums_partial,  # OUT (n_chunks, n_clusters, n_features) float64
-        weights_partial,  # OUT (n_chunks, n_clusters) float64
+        sums_partial,  # OUT (n_chunks, n_groups * n_clusters, n_features) float64
+        weights_partial,  # OUT (n_chunks, n_groups * n_clusters) float64
         inertia_partial,  # OUT (n_chunks,) float64
+        group_stride,  # IN int: n_clusters with SUM_GROUPS copies of the totals, 0 with one
     ):
         inlined_source  # noqa: B018  (a closure cell: part of numba's cache key)
         n_samples = X.shape[0]
@@ -123,7 +127,7 @@ def _make_assign_accumulate_cpu(n_features: int, runner_up: bool):
                     # its stores overlap their arithmetic. Rows are still added in order.
                     accumulate_tile_of(
                         X, sample_weight, weighted, start - LANES, tile_d, tile_j,
-                        sums, weights, inertia_lanes, n_features,
+                        sums, weights, inertia_lanes, group_stride, n_features,
                     )  # fmt: skip
                 prefetch_tile(X, start + PREFETCH_TILES * LANES, n_features, 1)
                 prefetch_tile(X, start + PREFETCH_L2_TILES * LANES, n_features, 2)
@@ -138,7 +142,7 @@ def _make_assign_accumulate_cpu(n_features: int, runner_up: bool):
             if accumulate and n_tiles > 0:
                 accumulate_tile_of(
                     X, sample_weight, weighted, chunk_start + (n_tiles - 1) * LANES, tile_d,
-                    tile_j, sums, weights, inertia_lanes, n_features,
+                    tile_j, sums, weights, inertia_lanes, group_stride, n_features,
                 )  # fmt: skip
             start = chunk_start + n_tiles * LANES
             n_rows = chunk_stop - start
@@ -156,7 +160,7 @@ def _make_assign_accumulate_cpu(n_features: int, runner_up: bool):
                 if accumulate:
                     accumulate_rows(
                         X, sample_weight, weighted, start, n_rows, tile_d, tile_j,
-                        sums, weights, inertia_lanes, n_features,
+                        sums, weights, inertia_lanes, group_stride, n_features,
                     )  # fmt: skip
             inertia = 0.0
             for t in range(LANES):
@@ -170,31 +174,32 @@ def _make_assign_accumulate_cpu(n_features: int, runner_up: bool):
 
 @numba.njit(inline="always")
 def accumulate_tile_of(
-    X, sample_weight, weighted, start, tile_d, tile_j, sums, weights, inertia_lanes, n_features
+    X, sample_weight, weighted, start, tile_d, tile_j, sums, weights, inertia_lanes,
+    group_stride, n_features,
 ):  # fmt: skip
     """:func:`~gpuseg.kernels._simd.accumulate_tile` with ``weighted`` a run-time flag: both
     variants are compiled into the kernel, so the unweighted one still adds rows unmultiplied."""
     if weighted:
         accumulate_tile(
             X, sample_weight, start, tile_d, tile_j,
-            sums, weights, inertia_lanes, n_features, True,
+            sums, weights, inertia_lanes, group_stride, n_features, True,
         )  # fmt: skip
     else:
         accumulate_tile(
             X, sample_weight, start, tile_d, tile_j,
-            sums, weights, inertia_lanes, n_features, False,
+            sums, weights, inertia_lanes, group_stride, n_features, False,
         )  # fmt: skip
 
 
 @numba.njit(inline="always")
 def accumulate_rows(
     X, sample_weight, weighted, start, n_rows, tile_d, tile_j, sums, weights, inertia_lanes,
-    n_features,
+    group_stride, n_features,
 ):  # fmt: skip
     """:func:`~gpuseg.kernels._simd.accumulate_tile` for a chunk's last ``n_rows < 16`` rows."""
     for t in range(n_rows):
         w = np.float64(sample_weight[start + t if weighted else 0])
-        label = tile_j[0, t]
+        label = tile_j[0, t] + (t % SUM_GROUPS) * group_stride
         weights[label] += w
         inertia_lanes[t] += w * tile_d[0, t]
         add_scaled_row(sums[label], X[start + t], w, n_features)
@@ -298,30 +303,54 @@ def assign_accumulate(
     n_samples, n_features = X.shape
     n_clusters = centers.shape[0]
     out = Assignment.empty(n_samples) if out is None else out
-    n_chunks, rows_per_chunk = chunk_layout(n_samples, n_clusters, n_features)
-    sums_p, weights_p, inertia_p = empty_partials(n_chunks, n_clusters, n_features)
+    n_groups = sum_groups(n_clusters)
+    n_chunks, rows_per_chunk = chunk_layout(n_samples, n_clusters, n_features, n_groups)
+    sums_p, weights_p, inertia_p = empty_partials(n_chunks, n_groups * n_clusters, n_features)
     weights_in, weighted = weights_argument(sample_weight)
     outputs = (out.labels, out.distances, out.second_labels, out.second_distances)
     get_kernel(n_features, runner_up)(
         X, weights_in, weighted, accumulate, padded_centers_t(centers), rows_per_chunk,
         streams_outputs(outputs), *outputs, sums_p, weights_p, inertia_p,
+        n_clusters if n_groups > 1 else 0,
     )  # fmt: skip
-    return out, reduce_partials(sums_p, weights_p, inertia_p)
+    return out, reduce_partials(sums_p, weights_p, inertia_p, n_clusters)
 
 
-def reduce_partials(sums_p: np.ndarray, weights_p: np.ndarray, inertia_p: np.ndarray):
-    """Fold per-chunk partials in chunk order into one :class:`ClusterSums`."""
-    total = ClusterSums.zeros(sums_p.shape[1], sums_p.shape[2])
-    total.inertia = _fold_chunks(sums_p, weights_p, inertia_p, total.sums, total.weights)
+def sum_groups(n_clusters: int) -> int:
+    """How many copies of the totals the direct kernel adds a block's rows into.
+
+    ``SUM_GROUPS`` when all centres fit one block of ``CENTER_BLOCK``, where a row's centre is
+    often that of a row a few before it (see :data:`gpuseg.kernels._simd.SUM_GROUPS`); one
+    otherwise.
+    """
+    return SUM_GROUPS if n_clusters <= CENTER_BLOCK else 1
+
+
+def reduce_partials(
+    sums_p: np.ndarray, weights_p: np.ndarray, inertia_p: np.ndarray, n_clusters: int
+) -> ClusterSums:
+    """Fold per-chunk partials into one :class:`ClusterSums`, chunk by chunk in order and, inside
+    each chunk, copy by copy (``sums_p`` is ``(n_chunks, n_groups * n_clusters, n_features)``)."""
+    n_chunks, n_rows, n_features = sums_p.shape
+    n_groups = n_rows // n_clusters
+    total = ClusterSums.zeros(n_clusters, n_features)
+    total.inertia = _fold_chunks(
+        sums_p.reshape(n_chunks * n_groups, n_clusters, n_features),
+        weights_p.reshape(n_chunks * n_groups, n_clusters),
+        inertia_p,
+        total.sums,
+        total.weights,
+    )
     return total
 
 
 @numba.njit(cache=True)
 def _fold_chunks(sums_p, weights_p, inertia_p, sums, weights):
-    """Add the chunks' partials into ``sums`` and ``weights`` in chunk order; return the inertia."""
+    """Add the partials into ``sums`` and ``weights`` in order; return the total inertia."""
+    for part in range(sums_p.shape[0]):
+        sums += sums_p[part]
+        weights += weights_p[part]
     inertia = 0.0
     for chunk in range(inertia_p.shape[0]):
-        sums += sums_p[chunk]
-        weights += weights_p[chunk]
         inertia += inertia_p[chunk]
     return inertia

@@ -144,4 +144,4 @@ def assign_accumulate_gemm(
     n_threads = max(1, min(numba.get_num_threads(), _LANES, len(tile_starts)))
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(n_threads) as pool:
         list(pool.map(run_lane, range(_LANES)))
-    return out, reduce_partials(sums_p, weights_p, inertia_p)
+    return out, reduce_partials(sums_p, weights_p, inertia_p, n_clusters)
