@@ -381,12 +381,13 @@ def _fitted(centers, n_iter, inertia, params, notes=""):
     }
 
 
-def probe_fused(X: np.ndarray, n_clusters: int, settings: dict, rounds: int = 9) -> dict:
+def probe_fused(X: np.ndarray, n_clusters: int, settings: dict, rounds: int = 21) -> dict:
     """The memory read rate of ``X`` and gpuseg's fused pass alone, in GB/s of ``X`` read.
 
     Each round reads ``X`` once with a parallel sum and then runs one pass, so that both see the
-    same machine: on a shared host the read rate moves from one second to the next. The headline
-    is the median over rounds of pass rate / read rate; best against best is recorded too.
+    same machine: on a shared host the read rate moves from one second to the next (14-57 GB/s
+    within an hour on the 2-core VM), hence 21 rounds. The headline is the median over rounds of
+    pass rate / read rate; best against best is recorded too.
     """
     import _machine
 
